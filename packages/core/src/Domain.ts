@@ -1,0 +1,259 @@
+/**
+ * The directory (integrations, organizations, their links, regions), the webhook request and response, and the
+ * route decision.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+import { IntegrationId, OrganizationId, RegionName } from "./Ids.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const IntegrationStatus = Schema.Literal("active", "disabled", "pending_deletion")
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type IntegrationStatus = typeof IntegrationStatus.Type
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const LinkStatus = Schema.Literal("active", "disabled", "pending_deletion")
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type LinkStatus = typeof LinkStatus.Type
+
+/**
+ * Secrets of one integration. In memory they are `Redacted`: they never print, log or serialize by accident.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const IntegrationMetadata = Schema.Struct({
+  /** Jira Server token key, GitLab token secret, Azure DevOps `shared-secret`, per-integration GitHub secret. */
+  webhookSecret: Schema.optional(Schema.Redacted(Schema.String)),
+  /** Jira Cloud (Atlassian Connect) shared secret. */
+  sharedSecret: Schema.optional(Schema.Redacted(Schema.String))
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type IntegrationMetadata = typeof IntegrationMetadata.Type
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export class Integration extends Schema.Class<Integration>("Integration")({
+  id: IntegrationId,
+  provider: Schema.String,
+  externalId: Schema.String,
+  status: Schema.optionalWith(IntegrationStatus, { default: () => "active" }),
+  metadata: Schema.optionalWith(IntegrationMetadata, { default: () => ({}) })
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export class Organization extends Schema.Class<Organization>("Organization")({
+  id: OrganizationId,
+  slug: Schema.String,
+  region: RegionName
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export class OrganizationIntegration extends Schema.Class<OrganizationIntegration>("OrganizationIntegration")({
+  organizationId: OrganizationId,
+  integrationId: IntegrationId,
+  status: Schema.optionalWith(LinkStatus, { default: () => "active" })
+}) {}
+
+/**
+ * A regional deployment. `secret` (Standard Webhooks format `whsec_<base64>`) signs every request sent to it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Region extends Schema.Class<Region>("Region")({
+  name: RegionName,
+  url: Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "an http(s) URL" })),
+  secret: Schema.optional(Schema.Redacted(Schema.String))
+}) {}
+
+/**
+ * The JSON snapshot of the directory (the `directory` section of the configuration file).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Directory extends Schema.Class<Directory>("Directory")({
+  regions: Schema.optionalWith(Schema.Array(Region), { default: () => [] }),
+  organizations: Schema.optionalWith(Schema.Array(Organization), { default: () => [] }),
+  integrations: Schema.optionalWith(Schema.Array(Integration), { default: () => [] }),
+  organizationIntegrations: Schema.optionalWith(Schema.Array(OrganizationIntegration), { default: () => [] })
+}) {}
+
+/**
+ * Headers are lower-cased; a repeated header is joined with `, ` as Node does.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Headers = Schema.Record({ key: Schema.String, value: Schema.String })
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Headers = typeof Headers.Type
+
+/**
+ * One webhook as it arrived: method, full path with query, lower-cased headers, the exact body bytes, and when it
+ * was received (epoch milliseconds).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const WebhookRequest = Schema.Struct({
+  method: Schema.String,
+  path: Schema.String,
+  headers: Headers,
+  body: Schema.Uint8ArrayFromSelf,
+  receivedAt: Schema.Number
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type WebhookRequest = typeof WebhookRequest.Type
+
+/**
+ * What cellgate answers. `body` is text or bytes (relayed region answers keep their bytes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const WebhookResponse = Schema.Struct({
+  status: Schema.Int,
+  headers: Headers,
+  body: Schema.Union(Schema.String, Schema.Uint8ArrayFromSelf)
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type WebhookResponse = typeof WebhookResponse.Type
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const EnqueueTarget = Schema.Struct({ region: RegionName, mailbox: Schema.String })
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type EnqueueTarget = typeof EnqueueTarget.Type
+
+/**
+ * Answer on the control side: proxy to the configured control upstream, else 404.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Control extends Schema.TaggedClass<Control>()("Control", {}) {}
+
+/**
+ * Answer now, at the edge.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Respond extends Schema.TaggedClass<Respond>()("Respond", {
+  status: Schema.Int,
+  headers: Headers,
+  body: Schema.String,
+  reason: Schema.String
+}) {}
+
+/**
+ * Proxy the live request synchronously to the first region (`first`, by name) or to all of them (`all`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Forward extends Schema.TaggedClass<Forward>()("Forward", {
+  regions: Schema.Array(RegionName),
+  mode: Schema.Literal("first", "all")
+}) {}
+
+/**
+ * Store the request durably, one payload per target (one target per region), then answer 202.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Enqueue extends Schema.TaggedClass<Enqueue>()("Enqueue", {
+  provider: Schema.String,
+  integrationId: Schema.optional(IntegrationId),
+  targets: Schema.Array(EnqueueTarget)
+}) {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export const RouteDecision = Schema.Union(Control, Respond, Forward, Enqueue)
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type RouteDecision = typeof RouteDecision.Type
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const control: RouteDecision = new Control()
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const respond = (status: number, reason: string, body = "", headers: Headers = {}): Respond =>
+  new Respond({ status, headers, body, reason }, { disableValidation: true })
+
+/**
+ * A `Respond` with cellgate's JSON error body `{"error","message"}`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const respondError = (status: number, error: string, message: string): Respond =>
+  respond(status, error, JSON.stringify({ error, message }), { "content-type": "application/json" })
+
+/**
+ * The routing of one request with what led to it: the decision plus the integration, organizations and regions it
+ * was made from (what `cellgate explain` prints and what the logs carry).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RouteOutcome {
+  readonly provider: string | null
+  readonly decision: RouteDecision
+  readonly reason: string
+  readonly integration: Integration | null
+  readonly organizations: ReadonlyArray<OrganizationId>
+  readonly regions: ReadonlyArray<RegionName>
+}

@@ -1,0 +1,273 @@
+/**
+ * `routeWebhook` (classify → provider → decision) and `handleWebhook` (interpret the decision through the services),
+ * so that an HTTP adapter only converts requests and responses.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Effect, Metric, Option } from "effect"
+import type { Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
+import { control } from "./Domain.js"
+import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
+import type { RegionTransportError } from "./Errors.js"
+import { forwardableHeaders, outgoingHeaders, relayableHeaders } from "./Forwarding.js"
+import type { IntegrationId, RegionName } from "./Ids.js"
+import * as Metrics from "./Metrics.js"
+import type { ProviderContext } from "./Provider.js"
+import { classify, ProviderRegistry } from "./Provider.js"
+import type { NewPayload, RegionResponse } from "./Services.js"
+import { ControlHandler, Outbox, RegionClient, RegionDirectory } from "./Services.js"
+
+/**
+ * Settings of the request path.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class GatewaySettings extends Context.Reference<GatewaySettings>()("@cellgate/core/GatewaySettings", {
+  defaultValue: () => ({ requestTimeoutMs: 12_000 })
+}) {}
+
+/**
+ * Everything `handleWebhook` needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type GatewayContext = ProviderContext | ProviderRegistry | Outbox | RegionClient | ControlHandler
+
+/**
+ * Routes without side effects other than reads (and the volume counter): the decision and what it was made from.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const routeWebhook = (
+  request: WebhookRequest
+): Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable, ProviderContext | ProviderRegistry> =>
+  Effect.flatMap(ProviderRegistry, (registry) => {
+    const c = classify(request.path, registry)
+    if (c._tag === "Provider") return c.provider.route(request, c.match)
+    const outcome: RouteOutcome = {
+      provider: c.provider,
+      decision: control,
+      reason: c.reason,
+      integration: null,
+      organizations: [],
+      regions: []
+    }
+    if (c.reason !== "unknown provider" && c.reason !== "empty provider") return Effect.succeed(outcome)
+    return Effect.as(
+      Effect.logWarning("unknown provider").pipe(
+        Effect.annotateLogs({ provider: c.provider ?? "", path: redactPath(request.path, registry) })
+      ),
+      outcome
+    )
+  })
+
+/**
+ * The path with secrets (tokens) replaced, for logs.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const redactPath = (path: string, registry: ProviderRegistry["Type"]): string => {
+  let out = path.replace(/([?&]jwt=)[^&]*/g, "$1<jwt>")
+  for (const p of registry.all) if (p.redactPath !== undefined) out = p.redactPath(out)
+  return out
+}
+
+const EMPTY = new Uint8Array(0)
+
+const json = (status: number, error: string, message: string, headers: Record<string, string> = {}) => ({
+  status,
+  headers: { "content-type": "application/json", ...headers },
+  body: JSON.stringify({ error, message })
+})
+
+/**
+ * @since 0.1.0
+ * @category responses
+ */
+export const errorResponse = json
+
+/**
+ * One region's answer relayed to the sender, with `x-cellgate-region`.
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const relay = (region: RegionName, answer: RegionResponse): WebhookResponse => ({
+  status: answer.status,
+  headers: { ...relayableHeaders(answer.headers), "x-cellgate-region": region },
+  body: answer.body
+})
+
+const transportResponse = (error: RegionTransportError): WebhookResponse =>
+  error.kind === "timeout"
+    ? json(504, "region_timeout", error.message)
+    : json(502, "region_unreachable", error.message)
+
+const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
+  const client = yield* RegionClient
+  const { requestTimeoutMs } = yield* GatewaySettings
+  const now = yield* Clock.currentTimeMillis
+  const headers = yield* outgoingHeaders(region, request.headers, request.body, {
+    deliveryId: crypto.randomUUID(),
+    attempt: 1
+  }, now)
+  return yield* client.send(region, { method: request.method, path: request.path, headers, body: request.body }, {
+    timeoutMs: requestTimeoutMs
+  })
+})
+
+/**
+ * ROUTING.md §7: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
+ * first 2xx in region-name order, else the first answer in that order; all failing → 502 (504 if the first failure
+ * in order is a timeout and nothing answered).
+ *
+ * @since 0.1.0
+ * @category forwarding
+ */
+export const forward = Effect.fn("forward")(function*(
+  request: WebhookRequest,
+  names: ReadonlyArray<RegionName>,
+  mode: "first" | "all"
+) {
+  const directory = yield* RegionDirectory
+  const regions: Array<Region> = []
+  for (const name of mode === "first" ? names.slice(0, 1) : names) {
+    const region = yield* directory.byName(name)
+    if (Option.isSome(region)) regions.push(region.value)
+  }
+  if (regions.length === 0) return json(502, "region_unreachable", "no region to forward to")
+  if (mode === "first") {
+    const region = regions[0]!
+    return yield* forwardTo(region, request).pipe(
+      Effect.match({ onFailure: transportResponse, onSuccess: (answer) => relay(region.name, answer) })
+    )
+  }
+  const answers = yield* Effect.forEach(regions, (region) => Effect.either(forwardTo(region, request)), {
+    concurrency: "unbounded"
+  })
+  let firstAnswer: WebhookResponse | undefined
+  for (let i = 0; i < regions.length; i++) {
+    const a = answers[i]!
+    if (a._tag === "Left") continue
+    const relayed = relay(regions[i]!.name, a.right)
+    if (a.right.status >= 200 && a.right.status < 300) return relayed
+    firstAnswer ??= relayed
+  }
+  if (firstAnswer !== undefined) return firstAnswer
+  return json(502, "region_unreachable", "every region failed")
+})
+
+/**
+ * Stores one payload per target, then answers 202 — only once the write is durable.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const enqueue = Effect.fnUntraced(function*(
+  request: WebhookRequest,
+  provider: string,
+  integrationId: IntegrationId | undefined,
+  targets: ReadonlyArray<{ readonly region: RegionName; readonly mailbox: string }>
+) {
+  const outbox = yield* Outbox
+  const headers = forwardableHeaders(request.headers)
+  const payloads = targets.map((t): NewPayload => ({
+    mailbox: t.mailbox,
+    provider,
+    region: t.region,
+    integrationId: integrationId ?? null,
+    method: request.method,
+    path: request.path,
+    headers,
+    body: request.body,
+    receivedAt: request.receivedAt,
+    deliveryId: crypto.randomUUID()
+  }))
+  const start = yield* Clock.currentTimeMillis
+  yield* outbox.enqueue(payloads)
+  const end = yield* Clock.currentTimeMillis
+  yield* Metric.update(Metrics.enqueueSeconds, (end - start) / 1000)
+})
+
+const respondTo = (
+  outcome: RouteOutcome,
+  request: WebhookRequest
+): Effect.Effect<WebhookResponse, StoreUnavailable, GatewayContext> => {
+  const d = outcome.decision
+  switch (d._tag) {
+    case "Respond":
+      return Effect.succeed({ status: d.status, headers: d.headers, body: d.body })
+    case "Control":
+      return Effect.flatMap(ControlHandler, (h) => h.handle(request))
+    case "Forward":
+      return forward(request, d.regions, d.mode)
+    case "Enqueue":
+      return Effect.as(enqueue(request, d.provider, d.integrationId, d.targets), {
+        status: 202,
+        headers: {},
+        body: EMPTY
+      })
+  }
+}
+
+/**
+ * Routes one webhook and carries the decision out. Never fails: a region missing from the directory is 500
+ * `region_not_found`, a store that cannot write is 503 `store_unavailable` with `Retry-After: 5`. Logs one line per
+ * webhook (provider, decision, regions, mailboxes, status, latency) and counts it.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookResponse, never, GatewayContext> =>
+  Effect.gen(function*() {
+    const routed = yield* Effect.either(routeWebhook(request))
+    let outcome: RouteOutcome | undefined
+    let response: WebhookResponse
+    if (routed._tag === "Left") {
+      response = failureResponse(routed.left)
+    } else {
+      outcome = routed.right
+      const answered = yield* Effect.either(respondTo(outcome, request))
+      response = answered._tag === "Right" ? answered.right : failureResponse(answered.left)
+    }
+    const provider = outcome?.provider ?? "control"
+    const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
+    yield* Metric.increment(Metrics.decisionsTotal(provider, kind))
+    yield* Metric.increment(Metrics.requestsTotal(provider, String(response.status)))
+    const now = yield* Clock.currentTimeMillis
+    const registry = yield* ProviderRegistry
+    yield* Effect.logInfo("webhook").pipe(Effect.annotateLogs({
+      provider,
+      decision: kind,
+      reason: outcome?.reason ?? (routed._tag === "Left" ? routed.left._tag : ""),
+      path: redactPath(request.path, registry),
+      status: response.status,
+      regions: outcome?.regions ?? [],
+      mailboxes: outcome?.decision._tag === "Enqueue" ? outcome.decision.targets.map((t) => t.mailbox) : [],
+      integration_id: outcome?.integration?.id ?? null,
+      latency_ms: now - request.receivedAt
+    }))
+    return response
+  })
+
+const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookResponse =>
+  error._tag === "RegionNotFound"
+    ? json(500, "region_not_found", error.message)
+    : json(503, "store_unavailable", "the store could not take the webhook; retry later", { "retry-after": "5" })
+
+/**
+ * The control side when no upstream is configured: 404 `not_found`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const controlNotFound: ControlHandler["Type"] = ControlHandler.of({
+  handle: (request) =>
+    Effect.succeed(
+      json(404, "not_found", `no route for ${request.method} ${request.path.split("?")[0]} (no control upstream)`)
+    )
+})

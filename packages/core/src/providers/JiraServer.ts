@@ -1,0 +1,186 @@
+/**
+ * Jira Server (Data Center): `/extensions/jira-server/issue-updated/<token>/` — the central case of ROUTING.md §4.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Option, Redacted } from "effect"
+import * as Jose from "jose"
+import type { Integration, RouteOutcome } from "../Domain.js"
+import { Enqueue, respond } from "../Domain.js"
+import { InvalidToken } from "../Errors.js"
+import { getPath, idModulo, isTruthy, parseJsonObject } from "../Json.js"
+import { countRelaxed } from "../Metrics.js"
+import type { Provider } from "../Provider.js"
+import { pathMatcher } from "../Provider.js"
+import { regionNames, resolveRegions } from "../Resolve.js"
+import { IntegrationRepo, VolumeGate } from "../Services.js"
+import { TtlCache } from "../TtlCache.js"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const NAME = "jira_server"
+
+/**
+ * The high-volume gate: more than 3000 webhooks of one integration in an hour turns bucketing on for 24 hours.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const volumePolicy = { limit: 3000, windowMs: 60 * 60 * 1000, holdMs: 24 * 60 * 60 * 1000 } as const
+
+const encoder = new TextEncoder()
+
+/**
+ * Mints the webhook token an integration registers in Jira at install time: HS256 over `{"id": externalId}`, the
+ * same bytes the reference (PyJWT) produces.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const jiraServerToken = (externalId: string, secret: string | Redacted.Redacted<string>): Promise<string> =>
+  new Jose.SignJWT({ id: externalId })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(encoder.encode(typeof secret === "string" ? secret : Redacted.value(secret)))
+
+/**
+ * Checks a token (ROUTING.md §4, in order) and returns the active integration it belongs to.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const verifyToken = Effect.fn("JiraServer.verifyToken")(function*(rawToken: string) {
+  const token = rawToken.trim()
+  if (token === "") return yield* new InvalidToken({ reason: "Token was empty" })
+  const claims = yield* Effect.try({
+    try: () => Jose.decodeJwt(token),
+    catch: () => new InvalidToken({ reason: "Could not decode JWT token" })
+  })
+  if (typeof claims.id !== "string") return yield* new InvalidToken({ reason: "Token did not contain `id`" })
+  const repo = yield* IntegrationRepo
+  const found = yield* repo.byExternalId(NAME, claims.id)
+  if (Option.isNone(found) || found.value.status !== "active") {
+    return yield* new InvalidToken({ reason: "Could not find integration for token" })
+  }
+  const integration = found.value
+  const secret = integration.metadata.webhookSecret
+  if (secret === undefined) {
+    return yield* new InvalidToken({ reason: "Could not validate JWT: the integration has no webhook secret" })
+  }
+  const now = yield* Clock.currentTimeMillis
+  const verified = yield* Effect.tryPromise({
+    try: () =>
+      Jose.jwtVerify(token, encoder.encode(Redacted.value(secret)), {
+        algorithms: ["HS256"],
+        currentDate: new Date(now)
+      }),
+    catch: (error) =>
+      new InvalidToken({ reason: `Could not validate JWT: ${error instanceof Error ? error.message : "invalid"}` })
+  })
+  return { integration, expiresAt: typeof verified.payload.exp === "number" ? verified.payload.exp * 1000 : undefined }
+})
+
+/**
+ * The mailbox of one region's copy: `jira_server:<region>:<integrationId>`, plus `:<issue.id mod 100>` while
+ * bucketing is on (an issue id that is missing, zero, or not numeric gives no bucket, as in the reference).
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const mailboxName = (region: string, integrationId: number, bucket: number | undefined): string =>
+  bucket === undefined ? `${NAME}:${region}:${integrationId}` : `${NAME}:${region}:${integrationId}:${bucket}`
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How long a verified token is trusted without checking it again (default 10 s). */
+  readonly tokenCacheTtlMs?: number
+  readonly tokenCacheCapacity?: number
+}
+
+const TOKEN_ROUTE = /^issue-updated\/([^/]+)\/$/
+
+/**
+ * Builds the provider; its verified-token cache lives as long as the provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Provider => {
+  const cache = new TtlCache<string, Integration>(options.tokenCacheCapacity ?? 10_000)
+  const ttl = options.tokenCacheTtlMs ?? 10_000
+
+  const integrationFor = Effect.fnUntraced(function*(token: string) {
+    const now = yield* Clock.currentTimeMillis
+    const cached = cache.get(token, now)
+    if (cached !== undefined) return cached
+    const { expiresAt, integration } = yield* verifyToken(token)
+    cache.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
+    return integration
+  })
+
+  const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string) {
+    const found = yield* integrationFor(token).pipe(Effect.either)
+    if (found._tag === "Left") {
+      yield* Effect.logInfo("jira_server.no_integration").pipe(Effect.annotateLogs("error", found.left.reason))
+      return outcome(respond(200, found.left.reason), null)
+    }
+    const integration = found.right
+    const resolution = yield* resolveRegions(integration.id)
+    const base = {
+      provider: NAME,
+      integration,
+      organizations: resolution.organizations,
+      regions: regionNames(resolution)
+    }
+    if (resolution.organizations.length === 0) {
+      return { ...base, decision: respond(400, "no active organization"), reason: "no active organization" }
+    }
+    const data = parseJsonObject(request.body)
+    if (!isTruthy(data.changelog)) {
+      yield* Effect.logInfo("missing-changelog").pipe(Effect.annotateLogs("integration_id", integration.id))
+      return { ...base, decision: respond(200, "missing-changelog"), reason: "missing-changelog" }
+    }
+    const now = yield* Clock.currentTimeMillis
+    const gate = yield* VolumeGate
+    const verdict = yield* gate.hit(`${NAME}:${integration.id}`, now, volumePolicy)
+    if (verdict.switched) yield* countRelaxed("bucketing_switch")
+    const issueId = getPath(data, "issue", "id")
+    const bucket = verdict.bucketed && isTruthy(issueId) ? idModulo(issueId, 100) : undefined
+    const decision = new Enqueue({
+      provider: NAME,
+      integrationId: integration.id,
+      targets: resolution.regions.map((r) => ({ region: r.name, mailbox: mailboxName(r.name, integration.id, bucket) }))
+    }, { disableValidation: true })
+    return { ...base, decision, reason: bucket === undefined ? "enqueue" : "enqueue (bucketed)" } satisfies RouteOutcome
+  })
+
+  return {
+    name: NAME,
+    routes: ["issue-updated/<token>/"],
+    match: pathMatcher([["issue-updated", TOKEN_ROUTE]]),
+    route: (request, match) => route(request, match.params[0] ?? ""),
+    redactPath
+  }
+}
+
+const outcome = (decision: RouteOutcome["decision"], integration: Integration | null): RouteOutcome => ({
+  provider: NAME,
+  decision,
+  reason: decision._tag === "Respond" ? decision.reason : decision._tag,
+  integration,
+  organizations: [],
+  regions: []
+})
+
+/**
+ * The path with its token replaced by `<token>`, for logs.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const redactPath = (path: string): string =>
+  path.replace(/^(\/extensions\/jira-server\/issue-updated\/)[^/?]+/, "$1<token>")

@@ -1,0 +1,42 @@
+/**
+ * The built-in providers. Adding a provider: a module in this folder, and an entry below.
+ *
+ * @since 0.1.0
+ */
+import { Layer } from "effect"
+import type { Provider } from "../Provider.js"
+import { ProviderRegistry } from "../Provider.js"
+import * as JiraServer from "./JiraServer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BuiltinOptions {
+  readonly jiraServer?: JiraServer.Options
+}
+
+/**
+ * Fresh instances of every built-in provider (each with its own caches).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const builtins = (options: BuiltinOptions = {}): ReadonlyArray<Provider> => [
+  JiraServer.make(options.jiraServer)
+]
+
+/**
+ * The registry of built-in providers, plus `extra` ones (which replace a built-in of the same name).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: BuiltinOptions = {},
+  extra: ReadonlyArray<Provider> = []
+): Layer.Layer<ProviderRegistry> =>
+  Layer.sync(ProviderRegistry, () => {
+    const names = new Set(extra.map((p) => p.name))
+    return ProviderRegistry.make([...builtins(options).filter((p) => !names.has(p.name)), ...extra])
+  })
