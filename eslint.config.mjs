@@ -1,5 +1,5 @@
-import js from "@eslint/js"
 import effectEslint from "@effect/eslint-plugin"
+import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -36,10 +36,26 @@ export default tseslint.config(
       "no-restricted-imports": ["error", {
         patterns: [
           { group: ["node:*"], message: "core knows no Node: use effect, jose or the web platform." },
-          { group: ["@effect/platform*", "@effect/sql*", "@cellgate/adapters", "@cellgate/http"], message: "core depends on effect and jose only." }
+          {
+            group: ["@effect/platform*", "@effect/sql*", "@cellgate/adapters", "@cellgate/http"],
+            message: "core depends on effect and jose only."
+          }
         ]
       }]
     }
   },
-  { files: ["**/*.mjs", "bench/**", "examples/**"], languageOptions: { globals: { process: "readonly", console: "readonly", Buffer: "readonly", setTimeout: "readonly", clearTimeout: "readonly", URL: "readonly", fetch: "readonly" } } }
+  {
+    files: ["**/*.mjs", "bench/**", "examples/**"],
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        Buffer: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        URL: "readonly",
+        fetch: "readonly"
+      }
+    }
+  }
 )

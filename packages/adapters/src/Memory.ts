@@ -24,6 +24,7 @@ import {
   Outbox,
   RegionClient,
   RegionDirectory,
+  StoreHealth,
   VolumeGate
 } from "@cellgate/core"
 import type { DeadLetter, Lease, MailboxInfo, StoredPayload, VolumePolicy, VolumeVerdict } from "@cellgate/core"

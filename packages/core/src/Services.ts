@@ -264,3 +264,13 @@ export class ProviderSecrets extends Context.Tag("@cellgate/core/ProviderSecrets
 export class DirectoryStore extends Context.Tag("@cellgate/core/DirectoryStore")<DirectoryStore, {
   readonly importDirectory: (directory: Directory) => Effect.Effect<void, StoreUnavailable>
 }>() {}
+
+/**
+ * Readiness of the store: a real query succeeds and the migrations are at the latest version (`/readyz`).
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class StoreHealth extends Context.Tag("@cellgate/core/StoreHealth")<StoreHealth, {
+  readonly check: Effect.Effect<void, StoreUnavailable>
+}>() {}
