@@ -377,12 +377,14 @@ export const layer = (
   | DirectoryStore
   | VolumeGate
   | Outbox
+  | StoreHealth
   | RegionClient
   | RegionRecorder
   | ControlHandler
 > =>
   Layer.mergeAll(
     directoryLayer(directory),
+    Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void })),
     volumeGateLayer,
     outboxLayer,
     recordingRegionClient(),
