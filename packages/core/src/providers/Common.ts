@@ -1,0 +1,190 @@
+/**
+ * What the providers of ROUTING.md §5 share: constant-time secret checks on raw bytes, active-integration lookup,
+ * the "routes unverified" warning, and resolution to an `Enqueue` with one target per region.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option, Redacted } from "effect"
+import type { Integration, RouteDecision, RouteOutcome, WebhookRequest } from "../Domain.js"
+import { control, Enqueue, respondError } from "../Domain.js"
+import { constantTimeEqual } from "../Forwarding.js"
+import type { IntegrationId } from "../Ids.js"
+import type { Resolution } from "../Resolve.js"
+import { regionNames, resolveRegions } from "../Resolve.js"
+import { IntegrationRepo } from "../Services.js"
+
+const encoder = new TextEncoder()
+
+const toHex = (buffer: ArrayBuffer): string => {
+  const bytes = new Uint8Array(buffer)
+  let out = ""
+  for (let i = 0; i < bytes.length; i++) out += bytes[i]!.toString(16).padStart(2, "0")
+  return out
+}
+
+/**
+ * Lower-case hex HMAC-SHA256 of the exact bytes `data` with `secret`.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const hmacSha256Hex = (secret: string | Redacted.Redacted<string>, data: Uint8Array): Effect.Effect<string> =>
+  Effect.promise(async () => {
+    const key = await crypto.subtle.importKey(
+      "raw",
+      encoder.encode(typeof secret === "string" ? secret : Redacted.value(secret)),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"]
+    )
+    return toHex(await crypto.subtle.sign("HMAC", key, data))
+  })
+
+/**
+ * Lower-case hex SHA-256 of the UTF-8 bytes of `text`.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const sha256Hex = (text: string): Effect.Effect<string> =>
+  Effect.promise(async () => toHex(await crypto.subtle.digest("SHA-256", encoder.encode(text))))
+
+/**
+ * A secret sent in a header compared, in constant time, with the configured one. A missing header never matches.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const secretMatches = (given: string | undefined, expected: Redacted.Redacted<string>): boolean =>
+  given !== undefined && constantTimeEqual(given, Redacted.value(expected))
+
+/**
+ * The integration of `provider` with that external id, when it exists and is `active` (any other status is "not
+ * found", ROUTING.md §1).
+ *
+ * @since 0.1.0
+ * @category resolution
+ */
+export const activeIntegration = (
+  provider: string,
+  externalId: string
+): Effect.Effect<Option.Option<Integration>, never, IntegrationRepo> =>
+  Effect.flatMap(IntegrationRepo, (repo) => repo.byExternalId(provider, externalId)).pipe(
+    Effect.map(Option.filter((i) => i.status === "active" && i.provider === provider))
+  )
+
+const warned = new Set<string>()
+
+/**
+ * Logs, once per provider and process, that a provider routes without verification because no secret is
+ * configured.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const warnUnverified = (provider: string, what: string): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (warned.has(provider)) return Effect.void
+    warned.add(provider)
+    return Effect.logWarning("provider routes unverified: no secret configured").pipe(
+      Effect.annotateLogs({ provider, secret: what })
+    )
+  })
+
+/**
+ * An outcome made before any integration was found.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const outcome = (
+  provider: string,
+  decision: RouteDecision,
+  reason: string,
+  integration: Integration | null = null
+): RouteOutcome => ({ provider, decision, reason, integration, organizations: [], regions: [] })
+
+/**
+ * `Control`, with why.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const controlOutcome = (provider: string, reason: string): RouteOutcome => outcome(provider, control, reason)
+
+/**
+ * An error answer `{"error","message"}`; the outcome's reason is the message.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const errorOutcome = (
+  provider: string,
+  status: number,
+  error: string,
+  message: string,
+  integration: Integration | null = null
+): RouteOutcome => outcome(provider, respondError(status, error, message), message, integration)
+
+/**
+ * The integration resolved to its organizations and regions (sorted, unique), or the 400 answer when it has no
+ * active organization.
+ *
+ * @since 0.1.0
+ * @category resolution
+ */
+export const resolveIntegration = Effect.fnUntraced(function*(provider: string, integration: Integration) {
+  const resolution = yield* resolveRegions(integration.id)
+  const base = {
+    provider,
+    integration,
+    organizations: resolution.organizations,
+    regions: regionNames(resolution)
+  }
+  if (resolution.organizations.length === 0) {
+    const message = "the integration has no active organization"
+    return {
+      _tag: "Left" as const,
+      outcome: { ...base, decision: respondError(400, "no_active_organization", message), reason: message }
+    }
+  }
+  return { _tag: "Right" as const, base, resolution }
+})
+
+/**
+ * `Enqueue` with one target per region of the resolution, the mailbox named by `mailbox(region)`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const enqueueTo = (
+  provider: string,
+  integrationId: IntegrationId | undefined,
+  resolution: Resolution,
+  mailbox: (region: string) => string
+): Enqueue =>
+  new Enqueue({
+    provider,
+    ...(integrationId === undefined ? {} : { integrationId }),
+    targets: resolution.regions.map((r) => ({ region: r.name, mailbox: mailbox(r.name) }))
+  }, { disableValidation: true })
+
+/**
+ * A header of the request (headers are lower-cased).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const header = (request: WebhookRequest, name: string): string | undefined => request.headers[name]
+
+/**
+ * An id that is a safe integer or a non-empty string of digits, as text; `undefined` for anything else.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const idText = (value: unknown): string | undefined => {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? String(value) : undefined
+  if (typeof value === "string" && /^\d+$/.test(value)) return value
+  return undefined
+}

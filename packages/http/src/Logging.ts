@@ -1,0 +1,120 @@
+/**
+ * JSON logs, one object per line, with secrets redacted (INTERFACES.md: `authorization`, `x-gitlab-token`,
+ * `shared-secret`, `x-hub-signature*`, `x-slack-signature`, `x-cellgate-signature`; Jira tokens in paths are
+ * redacted by core's `redactPath` before they reach a log annotation).
+ *
+ * @since 0.1.0
+ */
+import type { Layer } from "effect"
+import { Cause, HashMap, Inspectable, Logger, Redacted } from "effect"
+
+const SECRET_HEADERS = /^(authorization|x-gitlab-token|shared-secret|x-hub-signature.*|x-slack-signature|x-cellgate-signature|proxy-authorization|cookie|webhooksecret|sharedsecret|secret|token)$/i
+
+/**
+ * Whether a header (or log field) name carries a secret.
+ *
+ * @since 0.1.0
+ * @category redaction
+ */
+export const isSecretName = (name: string): boolean => SECRET_HEADERS.test(name)
+
+/**
+ * A copy of `value` with every secret field replaced by `<redacted>` (deep; `Redacted` values too).
+ *
+ * @since 0.1.0
+ * @category redaction
+ */
+export const redact = (value: unknown, depth = 0): unknown => {
+  if (Redacted.isRedacted(value)) return "<redacted>"
+  if (value === null || typeof value !== "object" || depth > 8) return value
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = isSecretName(k) ? "<redacted>" : redact(v, depth + 1)
+  return out
+}
+
+/**
+ * Where log lines go. `hold()` buffers lines until `release()` (so that `serve`'s first stdout line is the
+ * listening line, whatever the store logs while it starts).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LogSink {
+  readonly write: (line: string) => void
+  readonly hold: () => void
+  readonly release: () => void
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeSink = (out: (line: string) => void): LogSink => {
+  let held: Array<string> | undefined
+  return {
+    write: (line) => {
+      if (held !== undefined) held.push(line)
+      else out(line)
+    },
+    hold: () => {
+      held ??= []
+    },
+    release: () => {
+      const lines = held
+      held = undefined
+      if (lines !== undefined) for (const line of lines) out(line)
+    }
+  }
+}
+
+/**
+ * The process's stdout sink.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const stdoutSink: LogSink = makeSink((line) => {
+  process.stdout.write(line + "\n")
+})
+
+const messageText = (message: unknown): string => {
+  const parts = Array.isArray(message) ? message : [message]
+  return parts.map((p) => (typeof p === "string" ? p : Inspectable.toStringUnknown(redact(p), 0))).join(" ")
+}
+
+/**
+ * `{"time","level","message", ...annotations, "cause"?}` per line.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const jsonLogger = (sink: LogSink): Logger.Logger<unknown, void> =>
+  Logger.make(({ annotations, cause, date, logLevel, message }) => {
+    const entry: Record<string, unknown> = {
+      time: date.toISOString(),
+      level: logLevel.label.toLowerCase(),
+      message: messageText(message)
+    }
+    if (HashMap.size(annotations) > 0) {
+      for (const [k, v] of annotations) entry[k] = isSecretName(k) ? "<redacted>" : redact(v)
+    }
+    if (!Cause.isEmpty(cause)) entry.cause = Cause.pretty(cause, { renderErrorCause: true })
+    let line: string
+    try {
+      line = JSON.stringify(entry)
+    } catch {
+      line = JSON.stringify({ time: entry.time, level: entry.level, message: entry.message })
+    }
+    sink.write(line)
+  })
+
+/**
+ * Replaces Effect's default logger with the JSON logger.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (sink: LogSink = stdoutSink): Layer.Layer<never> =>
+  Logger.replace(Logger.defaultLogger, jsonLogger(sink))
