@@ -86,12 +86,12 @@ describe("Jira Server issue-updated", () => {
       const outcome = yield* routeWebhook(request(path(vector.valid_token), { body: statusBody }))
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
-      assert.deepStrictEqual(outcome.decision.targets, [
+      assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
         { region: "eu", mailbox: "jira_server:eu:10" },
         { region: "us", mailbox: "jira_server:us:10" }
       ])
-      assert.deepStrictEqual(outcome.regions, ["eu", "us"])
-      assert.deepStrictEqual(outcome.organizations, [1, 2, 3])
+      assert.deepStrictEqual<ReadonlyArray<string>>(outcome.regions, ["eu", "us"])
+      assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [1, 2, 3])
 
       const response = yield* post(vector.valid_token)
       assert.strictEqual(response.status, 202)

@@ -59,6 +59,6 @@ describe("resolveRegions", () => {
         integrations: [{ id: 1, provider: "jira_server", externalId: "x" }],
         organizationIntegrations: [{ organizationId: 1, integrationId: 1 }, { organizationId: 99, integrationId: 1 }]
       }, 1)
-      assert.deepStrictEqual(r._tag === "Right" ? r.right : r.left, { organizations: [1], regions: ["us"] })
+      assert.deepStrictEqual<unknown>(r._tag === "Right" ? r.right : r.left, { organizations: [1], regions: ["us"] })
     }))
 })

@@ -10,15 +10,15 @@ import type { Effect } from "effect"
 import { Context, Layer } from "effect"
 import type { RouteOutcome, WebhookRequest } from "./Domain.js"
 import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
-import type { IntegrationRepo, OrgRepo, ProviderSecrets, RegionDirectory, VolumeGate } from "./Services.js"
+import type { IntegrationRepo, OrgRepo, RegionDirectory, VolumeGate } from "./Services.js"
 
 /**
- * The services a provider may use while routing.
+ * The services a provider may use while routing (and `ProviderSecrets`, a reference with a default).
  *
  * @since 0.1.0
  * @category models
  */
-export type ProviderContext = IntegrationRepo | OrgRepo | RegionDirectory | VolumeGate | ProviderSecrets
+export type ProviderContext = IntegrationRepo | OrgRepo | RegionDirectory | VolumeGate
 
 /**
  * Which webhook route of a provider a path matched, with the path segments it captured (percent-decoded).

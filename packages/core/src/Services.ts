@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import type { Effect, Option, Redacted } from "effect"
-import { Context } from "effect"
+import type { Effect, Redacted } from "effect"
+import { Context, Option } from "effect"
 import type { Directory, Integration, Organization, Region, WebhookRequest, WebhookResponse } from "./Domain.js"
 import type { LeaseLost, RegionTransportError, StoreUnavailable } from "./Errors.js"
 import type { IntegrationId, OrganizationId, RegionName } from "./Ids.js"
@@ -247,13 +247,18 @@ export class ControlHandler extends Context.Tag("@cellgate/core/ControlHandler")
 
 /**
  * App-level provider secrets (`providers.<p>.webhookSecret` of the configuration, e.g. the GitHub App secret).
+ * Defaults to none configured.
  *
  * @since 0.1.0
  * @category services
  */
-export class ProviderSecrets extends Context.Tag("@cellgate/core/ProviderSecrets")<ProviderSecrets, {
-  readonly webhookSecret: (provider: string) => Option.Option<Redacted.Redacted<string>>
-}>() {}
+export class ProviderSecrets extends Context.Reference<ProviderSecrets>()("@cellgate/core/ProviderSecrets", {
+  defaultValue: (): {
+    readonly webhookSecret: (provider: string) => Option.Option<Redacted.Redacted<string>>
+  } => ({ webhookSecret: () => none })
+}) {}
+
+const none: Option.Option<never> = Option.none()
 
 /**
  * Replaces the whole directory (regions, organizations, integrations, links) in one transaction.

@@ -14,7 +14,6 @@ import { countRelaxed } from "../Metrics.js"
 import type { Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import { VolumeGate } from "../Services.js"
-import { volumePolicy } from "./JiraServer.js"
 import {
   activeIntegration,
   enqueueTo,
@@ -24,6 +23,7 @@ import {
   secretMatches,
   warnUnverified
 } from "./Common.js"
+import { volumePolicy } from "./JiraServer.js"
 
 /**
  * @since 0.1.0

@@ -1,0 +1,89 @@
+/**
+ * Bitbucket Cloud and Bitbucket Server: the organization id is in the path (ROUTING.md §5).
+ *
+ * - `bitbucket`: `/extensions/bitbucket/organizations/<org id>/webhook/`
+ * - `bitbucket_server`: `/extensions/bitbucket-server/organizations/<org id>/webhook/<integration id>/`
+ *
+ * The payload goes to that organization's region, mailbox `<provider>:<region>:<orgId>` (no integration id). An
+ * unknown organization, or one whose region is not in the directory, is `Control`. Nothing is verified at the edge.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option } from "effect"
+import { Enqueue } from "../Domain.js"
+import type { OrganizationId } from "../Ids.js"
+import type { Provider, RouteMatch } from "../Provider.js"
+import { pathMatcher } from "../Provider.js"
+import { OrgRepo, RegionDirectory } from "../Services.js"
+import { controlOutcome } from "./Common.js"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const NAME = "bitbucket"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const SERVER_NAME = "bitbucket_server"
+
+/**
+ * `<provider>:<region>:<orgId>`.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const mailboxName = (provider: string, region: string, organizationId: number): string =>
+  `${provider}:${region}:${organizationId}`
+
+const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
+  const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch) {
+    const raw = match.params[0] ?? ""
+    if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      return controlOutcome(name, "organization id is not a positive integer")
+    }
+    const orgId = Number(raw) as OrganizationId
+    const orgs = yield* OrgRepo
+    const [org] = yield* orgs.byIds([orgId])
+    if (org === undefined) return controlOutcome(name, "unknown organization")
+    const directory = yield* RegionDirectory
+    const region = yield* directory.byName(org.region)
+    if (Option.isNone(region)) return controlOutcome(name, "the organization's region is not in the directory")
+    return {
+      provider: name,
+      decision: new Enqueue({
+        provider: name,
+        targets: [{ region: region.value.name, mailbox: mailboxName(name, region.value.name, org.id) }]
+      }, { disableValidation: true }),
+      reason: "enqueue",
+      integration: null,
+      organizations: [org.id],
+      regions: [region.value.name]
+    }
+  })
+  return { name, routes: [routePath], match: pathMatcher([["webhook", pattern]]), route }
+}
+
+/**
+ * The `bitbucket` (Cloud) provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (): Provider =>
+  make_(NAME, "organizations/<org id>/webhook/", /^organizations\/([^/]+)\/webhook\/$/)
+
+/**
+ * The `bitbucket_server` provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeServer = (): Provider =>
+  make_(
+    SERVER_NAME,
+    "organizations/<org id>/webhook/<integration id>/",
+    /^organizations\/([^/]+)\/webhook\/([^/]+)\/$/
+  )

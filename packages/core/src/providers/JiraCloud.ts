@@ -1,0 +1,185 @@
+/**
+ * Jira Cloud (Atlassian Connect): `/extensions/jira/issue-updated/` (Enqueue) and `/extensions/jira/issue/<key>/`
+ * (Forward to the first region) — ROUTING.md §5.
+ *
+ * The request carries a Connect JWT (`Authorization: JWT <token>`, else `?jwt=`): `iss` is the clientKey, i.e. the
+ * integration's external id; it must verify under HS256 with the integration's `metadata.sharedSecret`, carry an
+ * `exp` in the future, and a `qsh` equal to the hex SHA-256 of the canonical request. Every failure is 404.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Option, Redacted } from "effect"
+import * as Jose from "jose"
+import type { Integration, WebhookRequest } from "../Domain.js"
+import { Forward } from "../Domain.js"
+import type { RouteMatch } from "../Provider.js"
+import { pathMatcher } from "../Provider.js"
+import type { Provider } from "../Provider.js"
+import {
+  activeIntegration,
+  enqueueTo,
+  errorOutcome,
+  header,
+  resolveIntegration,
+  sha256Hex,
+  warnUnverified
+} from "./Common.js"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const NAME = "jira"
+
+const encoder = new TextEncoder()
+
+const decodeComponent = (s: string): string => {
+  try {
+    return decodeURIComponent(s.replaceAll("+", " "))
+  } catch {
+    return s
+  }
+}
+
+/**
+ * RFC 3986 percent-encoding: everything but letters, digits and `-._~`.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const percentEncode = (s: string): string =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/**
+ * Atlassian's canonical request: `METHOD&<path without trailing slash>&<query>`, the query without `jwt`, sorted by
+ * encoded name, names and values percent-encoded, repeated values joined by `,` in the order received.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const canonicalRequest = (method: string, pathWithQuery: string): string => {
+  const q = pathWithQuery.indexOf("?")
+  const rawPath = q === -1 ? pathWithQuery : pathWithQuery.slice(0, q)
+  const query = q === -1 ? "" : pathWithQuery.slice(q + 1)
+  let path = rawPath.replace(/\/+$/, "")
+  if (path === "") path = "/"
+  path = path.replaceAll("&", "%26")
+  const params = new Map<string, Array<string>>()
+  for (const pair of query.split("&")) {
+    if (pair === "") continue
+    const eq = pair.indexOf("=")
+    const key = percentEncode(decodeComponent(eq === -1 ? pair : pair.slice(0, eq)))
+    if (key === "jwt") continue
+    const value = percentEncode(decodeComponent(eq === -1 ? "" : pair.slice(eq + 1)))
+    const values = params.get(key)
+    if (values === undefined) params.set(key, [value])
+    else values.push(value)
+  }
+  const sorted = Array.from(params.keys()).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  const canonicalQuery = sorted.map((k) => `${k}=${params.get(k)!.join(",")}`).join("&")
+  return `${method.toUpperCase()}&${path}&${canonicalQuery}`
+}
+
+/**
+ * The `qsh` claim a request must carry: hex SHA-256 of its canonical request.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const queryStringHash = (method: string, pathWithQuery: string): Effect.Effect<string> =>
+  sha256Hex(canonicalRequest(method, pathWithQuery))
+
+/**
+ * The Connect JWT of a request: `Authorization: JWT <token>`, else the `jwt` query parameter.
+ *
+ * @since 0.1.0
+ * @category verification
+ */
+export const extractJwt = (request: WebhookRequest): string | undefined => {
+  const auth = header(request, "authorization")
+  if (auth !== undefined) {
+    const m = /^JWT\s+(\S+)\s*$/i.exec(auth.trim())
+    if (m !== null) return m[1]
+  }
+  const q = request.path.indexOf("?")
+  if (q === -1) return undefined
+  for (const pair of request.path.slice(q + 1).split("&")) {
+    if (pair.startsWith("jwt=")) {
+      const token = decodeComponent(pair.slice(4))
+      if (token !== "") return token
+    }
+  }
+  return undefined
+}
+
+const notFound = (message: string, integration: Integration | null = null) =>
+  errorOutcome(NAME, 404, "not_found", message, integration)
+
+/**
+ * The mailbox of `issue-updated/` payloads: `jira:<region>:<integrationId>`.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
+
+const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteMatch) {
+  const token = extractJwt(request)
+  if (token === undefined) return notFound("no JWT in Authorization or ?jwt=")
+  let claims: Jose.JWTPayload
+  try {
+    claims = Jose.decodeJwt(token)
+  } catch {
+    return notFound("could not decode the JWT")
+  }
+  if (typeof claims.iss !== "string" || claims.iss === "") return notFound("the JWT has no iss")
+  const found = yield* activeIntegration(NAME, claims.iss)
+  if (Option.isNone(found)) return notFound("no active integration for the JWT's iss")
+  const integration = found.value
+  const secret = integration.metadata.sharedSecret
+  if (secret === undefined) {
+    yield* warnUnverified(NAME, "integrations[].metadata.sharedSecret")
+  } else {
+    const now = yield* Clock.currentTimeMillis
+    const verified = yield* Effect.either(Effect.tryPromise({
+      try: () =>
+        Jose.jwtVerify(token, encoder.encode(Redacted.value(secret)), {
+          algorithms: ["HS256"],
+          requiredClaims: ["exp", "qsh"],
+          currentDate: new Date(now)
+        }),
+      catch: (error) => (error instanceof Error ? error.message : "invalid")
+    }))
+    if (verified._tag === "Left") return notFound(`could not validate the JWT: ${verified.left}`, integration)
+    const expected = yield* queryStringHash(request.method, request.path)
+    if (verified.right.payload.qsh !== expected) return notFound("query hash mismatch", integration)
+  }
+
+  const resolved = yield* resolveIntegration(NAME, integration)
+  if (resolved._tag === "Left") return resolved.outcome
+  if (match.route === "issue") {
+    return {
+      ...resolved.base,
+      decision: new Forward({ regions: resolved.base.regions, mode: "first" }, { disableValidation: true }),
+      reason: "forward first"
+    }
+  }
+  return {
+    ...resolved.base,
+    decision: enqueueTo(NAME, integration.id, resolved.resolution, (r) => mailboxName(r, integration.id)),
+    reason: "enqueue"
+  }
+})
+
+/**
+ * The `jira` (Cloud) provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (): Provider => ({
+  name: NAME,
+  routes: ["issue-updated/", "issue/<issue key>/"],
+  match: pathMatcher([["issue-updated", /^issue-updated\/$/], ["issue", /^issue\/([^/]+)\/$/]]),
+  route
+})

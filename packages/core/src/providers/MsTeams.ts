@@ -1,0 +1,93 @@
+/**
+ * Microsoft Teams: `/extensions/msteams/webhook/` (ROUTING.md §5).
+ *
+ * Bot Framework activities. Installation traffic (`type` missing, `installationUpdate`, `conversationUpdate` with
+ * `membersAdded`) goes to the control side; otherwise the integration is `value.payload.integrationId` (a card action
+ * carries the internal id), else `channelData.team.id` (the external id). No usable id → `Control`. Bot Framework
+ * tokens are not verified at the edge yet (wave 2).
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option } from "effect"
+import type { Integration, WebhookRequest } from "../Domain.js"
+import type { IntegrationId } from "../Ids.js"
+import { getPath, isTruthy, parseJsonObject } from "../Json.js"
+import type { Provider } from "../Provider.js"
+import { pathMatcher } from "../Provider.js"
+import { IntegrationRepo } from "../Services.js"
+import { activeIntegration, controlOutcome, enqueueTo, errorOutcome, idText, resolveIntegration } from "./Common.js"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const NAME = "msteams"
+
+/**
+ * `msteams:<region>:<integrationId>`.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
+
+/**
+ * Why an activity belongs to the control side, or `undefined`.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const controlReason = (data: Readonly<Record<string, unknown>>): string | undefined => {
+  const type = data.type
+  if (type === undefined || type === null || type === "") return "activity without type"
+  if (type === "installationUpdate") return "installationUpdate"
+  if (type === "conversationUpdate" && isTruthy(data.membersAdded)) return "conversationUpdate with membersAdded"
+  return undefined
+}
+
+const byInternalId = (id: number): Effect.Effect<Option.Option<Integration>, never, IntegrationRepo> =>
+  Effect.flatMap(IntegrationRepo, (repo) => repo.byId(id as IntegrationId)).pipe(
+    Effect.map(Option.filter((i) => i.status === "active" && i.provider === NAME))
+  )
+
+const route = Effect.fnUntraced(function*(request: WebhookRequest) {
+  const data = parseJsonObject(request.body)
+  const why = controlReason(data)
+  if (why !== undefined) return controlOutcome(NAME, why)
+  const internal = idText(getPath(data, "value", "payload", "integrationId"))
+  const internalId = internal === undefined ? undefined : Number(internal)
+  const teamId = getPath(data, "channelData", "team", "id")
+  let found: Option.Option<Integration>
+  let described: string
+  if (internalId !== undefined && Number.isSafeInteger(internalId) && internalId > 0) {
+    found = yield* byInternalId(internalId)
+    described = `integration ${internalId}`
+  } else if (typeof teamId === "string" && teamId !== "") {
+    found = yield* activeIntegration(NAME, teamId)
+    described = `team ${teamId}`
+  } else {
+    return controlOutcome(NAME, "no integration id or team id")
+  }
+  if (Option.isNone(found)) return errorOutcome(NAME, 400, "integration_not_found", `no active integration for ${described}`)
+  const integration = found.value
+  const resolved = yield* resolveIntegration(NAME, integration)
+  if (resolved._tag === "Left") return resolved.outcome
+  return {
+    ...resolved.base,
+    decision: enqueueTo(NAME, integration.id, resolved.resolution, (r) => mailboxName(r, integration.id)),
+    reason: "enqueue"
+  }
+})
+
+/**
+ * The `msteams` provider.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (): Provider => ({
+  name: NAME,
+  routes: ["webhook/"],
+  match: pathMatcher([["webhook", /^webhook\/$/]]),
+  route: (request) => route(request)
+})
