@@ -23,16 +23,18 @@ const toHex = (buffer: ArrayBuffer): string => {
 }
 
 /**
- * Lower-case hex HMAC-SHA256 of the exact bytes `data` with `secret`.
+ * Lower-case hex HMAC-SHA256 of the exact bytes `data` with `secret`. An empty secret is a valid HMAC key (padded
+ * with zeros, it is the one-zero-byte key), which WebCrypto refuses to import: it is given as that byte.
  *
  * @since 0.1.0
  * @category verification
  */
 export const hmacSha256Hex = (secret: string | Redacted.Redacted<string>, data: Uint8Array): Effect.Effect<string> =>
   Effect.promise(async () => {
+    const raw = encoder.encode(typeof secret === "string" ? secret : Redacted.value(secret))
     const key = await crypto.subtle.importKey(
       "raw",
-      encoder.encode(typeof secret === "string" ? secret : Redacted.value(secret)),
+      raw.length === 0 ? new Uint8Array(1) : raw,
       { name: "HMAC", hash: "SHA-256" },
       false,
       ["sign"]

@@ -68,7 +68,9 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   } else {
     return controlOutcome(NAME, "no integration id or team id")
   }
-  if (Option.isNone(found)) return errorOutcome(NAME, 400, "integration_not_found", `no active integration for ${described}`)
+  if (Option.isNone(found)) {
+    return errorOutcome(NAME, 400, "integration_not_found", `no active integration for ${described}`)
+  }
   const integration = found.value
   const resolved = yield* resolveIntegration(NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome

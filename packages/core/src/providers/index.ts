@@ -6,7 +6,13 @@
 import { Layer } from "effect"
 import type { Provider } from "../Provider.js"
 import { ProviderRegistry } from "../Provider.js"
+import * as Bitbucket from "./Bitbucket.js"
+import * as GitHub from "./GitHub.js"
+import * as GitLab from "./GitLab.js"
+import * as JiraCloud from "./JiraCloud.js"
 import * as JiraServer from "./JiraServer.js"
+import * as MsTeams from "./MsTeams.js"
+import * as Vsts from "./Vsts.js"
 
 /**
  * @since 0.1.0
@@ -23,7 +29,15 @@ export interface BuiltinOptions {
  * @category constructors
  */
 export const builtins = (options: BuiltinOptions = {}): ReadonlyArray<Provider> => [
-  JiraServer.make(options.jiraServer)
+  JiraServer.make(options.jiraServer),
+  GitHub.make(),
+  GitHub.makeEnterprise(),
+  GitLab.make(),
+  JiraCloud.make(),
+  Bitbucket.make(),
+  Bitbucket.makeServer(),
+  Vsts.make(),
+  MsTeams.make()
 ]
 
 /**
