@@ -32,12 +32,26 @@ const DROPPED = new Set([
  */
 export const forwardableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
   const out: Record<string, string> = {}
+  const listed = connectionListed(headers)
   for (const key in headers) {
     const k = key.toLowerCase()
-    if (DROPPED.has(k) || k.startsWith("x-cellgate-")) continue
+    if (DROPPED.has(k) || k.startsWith("x-cellgate-") || listed?.has(k)) continue
     out[k] = headers[key]!
   }
   return out
+}
+
+/** Headers named in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
+const connectionListed = (headers: Readonly<Record<string, string>>): Set<string> | undefined => {
+  let listed: Set<string> | undefined
+  for (const key in headers) {
+    if (key.toLowerCase() !== "connection") continue
+    for (const token of headers[key]!.split(",")) {
+      const t = token.trim().toLowerCase()
+      if (t !== "") (listed ??= new Set()).add(t)
+    }
+  }
+  return listed
 }
 
 /**
@@ -48,9 +62,10 @@ export const forwardableHeaders = (headers: Readonly<Record<string, string>>): R
  */
 export const relayableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
   const out: Record<string, string> = {}
+  const listed = connectionListed(headers)
   for (const key in headers) {
     const k = key.toLowerCase()
-    if (DROPPED.has(k)) continue
+    if (DROPPED.has(k) || listed?.has(k)) continue
     out[k] = headers[key]!
   }
   return out
@@ -174,9 +189,11 @@ export const verifyForwarded = async (
     }
     return undefined
   }
-  const deliveryId = header("x-cellgate-delivery-id") ?? header("webhook-id")
-  const timestampText = header("x-cellgate-timestamp") ?? header("webhook-timestamp")
-  const signatures = header("x-cellgate-signature") ?? header("webhook-signature")
+  // one scheme or the other, never a mix: a provider's own `webhook-*` headers pass through to the region
+  const prefix = header("x-cellgate-signature") !== undefined ? "x-cellgate-" : "webhook-"
+  const deliveryId = header(prefix === "webhook-" ? "webhook-id" : "x-cellgate-delivery-id")
+  const timestampText = header(`${prefix}timestamp`)
+  const signatures = header(`${prefix}signature`)
   if (deliveryId === undefined || timestampText === undefined || signatures === undefined) {
     return { ok: false, reason: "missing_headers" }
   }

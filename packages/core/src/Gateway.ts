@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Metric, Option } from "effect"
+import { wake as wakeDelivery } from "./Delivery.js"
 import type { Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
 import { control } from "./Domain.js"
 import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
@@ -189,6 +190,7 @@ export const enqueue = Effect.fnUntraced(function*(
   }))
   const start = yield* Clock.currentTimeMillis
   yield* outbox.enqueue(payloads)
+  yield* wakeDelivery
   const end = yield* Clock.currentTimeMillis
   yield* Metric.update(Metrics.enqueueSeconds, (end - start) / 1000)
 })

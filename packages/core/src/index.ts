@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as Delivery from "./Delivery.js"
 export * from "./Domain.js"
 export * from "./Errors.js"
 export * from "./Forwarding.js"

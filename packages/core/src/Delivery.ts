@@ -1,0 +1,647 @@
+/**
+ * Durable delivery (ROUTING.md §6, design/OUTBOX.md): the retry policy as pure functions, `drainMailbox` (one leased
+ * mailbox, head first) and the worker that claims due mailboxes and drains them. Time comes from Effect's `Clock` and
+ * randomness from Effect's `Random`, so `TestClock` / `TestRandom` drive every schedule in tests.
+ *
+ * Start the worker with `Delivery.workerLive(owner)` (it also provides the `DeliveryWake` that `enqueue` notifies), or
+ * `Delivery.worker(owner)` under a `Delivery.wakeLayer` that the gateway shares.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Deferred, Effect, Exit, FiberSet, Layer, Metric, Option, Random, Ref } from "effect"
+import type { Region } from "./Domain.js"
+import type { StoreUnavailable } from "./Errors.js"
+import { RegionTransportError } from "./Errors.js"
+import { outgoingHeaders } from "./Forwarding.js"
+import * as Metrics from "./Metrics.js"
+import type { Lease, RegionResponse, StoredPayload } from "./Services.js"
+import { Outbox, RegionClient, RegionDirectory } from "./Services.js"
+
+/**
+ * The `delivery` section of the configuration (INTERFACES.md), with its defaults.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeliveryConfig {
+  /** How long the worker sleeps when nothing is due (a `DeliveryWake` notification cuts it short). */
+  readonly pollIntervalMs: number
+  /** Timeout of one request to a region. */
+  readonly requestTimeoutMs: number
+  /** Sends per payload before it is dead-lettered. */
+  readonly maxAttempts: number
+  readonly backoffBaseMs: number
+  readonly backoffRate: number
+  readonly backoffMaxMs: number
+  /** The backoff is multiplied by a uniform factor in `[1 − jitter, 1 + jitter]`. */
+  readonly jitter: number
+  /** A longer `Retry-After` replaces the backoff, capped at this. */
+  readonly retryAfterMaxMs: number
+  /** Payloads older than this (from `receivedAt`) are dead-lettered without being sent. */
+  readonly maxAgeMs: number
+  /** Providers whose mailboxes go on past a failed head (ordering relaxed, counted). */
+  readonly skipOnFailureProviders: ReadonlyArray<string>
+  /** Mailboxes drained at once by one worker. */
+  readonly concurrency: number
+  readonly leaseMs: number
+  /** Mailboxes claimed per claim query (at most the free drain slots). */
+  readonly claimBatch: number
+}
+
+/**
+ * The defaults of INTERFACES.md.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultDeliveryConfig: DeliveryConfig = {
+  pollIntervalMs: 500,
+  requestTimeoutMs: 12_000,
+  maxAttempts: 10,
+  backoffBaseMs: 180_000,
+  backoffRate: 1.4,
+  backoffMaxMs: 3_600_000,
+  jitter: 0.1,
+  retryAfterMaxMs: 3_600_000,
+  maxAgeMs: 259_200_000,
+  skipOnFailureProviders: ["github"],
+  concurrency: 16,
+  leaseMs: 30_000,
+  claimBatch: 32
+}
+
+/**
+ * The delivery settings in use; the defaults unless a layer or `Effect.provideService` says otherwise.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class DeliverySettings extends Context.Reference<DeliverySettings>()("@cellgate/core/DeliverySettings", {
+  defaultValue: (): DeliveryConfig => defaultDeliveryConfig
+}) {}
+
+/**
+ * Settings with some keys overridden (the rest defaults).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const settingsLayer = (overrides: Partial<DeliveryConfig>): Layer.Layer<never> =>
+  Layer.succeed(DeliverySettings, { ...defaultDeliveryConfig, ...overrides })
+
+/**
+ * Runs `effect` with some settings overridden (the others as currently provided).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const withSettings = (overrides: Partial<DeliveryConfig>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(
+    DeliverySettings,
+    (current) => Effect.provideService(effect, DeliverySettings, { ...current, ...overrides })
+  )
+
+// -------------------------------------------------------------------------------------------------------------------
+// Pure policy
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * The delay before the next attempt: `min(base × rate^attempts, max)` times a factor in `[1 − jitter, 1 + jitter]`,
+ * where `attempts` is the count *after* the failed attempt was counted (1 after the first failure: 4.2 minutes with
+ * the defaults, then 5.9, 8.2, …) and `random01` is uniform in `[0, 1)`. Whole milliseconds.
+ *
+ * @since 0.1.0
+ * @category policy
+ */
+export const backoffDelay = (
+  attempts: number,
+  settings: Pick<DeliveryConfig, "backoffBaseMs" | "backoffRate" | "backoffMaxMs" | "jitter">,
+  random01: number
+): number => {
+  const base = Math.min(settings.backoffBaseMs * Math.pow(settings.backoffRate, attempts), settings.backoffMaxMs)
+  const factor = 1 - settings.jitter + 2 * settings.jitter * random01
+  return Math.round(base * factor)
+}
+
+const HTTP_DATE = /^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i
+
+/**
+ * The delay a `Retry-After` header asks for, in ms: delay-seconds (`120`) or an HTTP date (a date in the past is 0).
+ * `None` when absent or unreadable.
+ *
+ * @since 0.1.0
+ * @category policy
+ */
+export const parseRetryAfter = (value: string | undefined, nowMs: number): Option.Option<number> => {
+  if (value === undefined) return Option.none()
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Option.some(Number(text) * 1000)
+  if (!HTTP_DATE.test(text)) return Option.none()
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? Option.none() : Option.some(Math.max(0, at - nowMs))
+}
+
+/**
+ * What an answer means for delivery.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome = "ok" | "permanent" | "retryable"
+
+const PERMANENT = new Set([400, 401, 403, 404, 409])
+
+/**
+ * ROUTING.md §6: 2xx → `ok`; 400, 401, 403, 404, 409 → `permanent`; every other status (1xx, 3xx — redirects are not
+ * followed —, other 4xx, 5xx) and every transport error (timeout, refused, reset, DNS) → `retryable`.
+ *
+ * @since 0.1.0
+ * @category policy
+ */
+export const classify = (answer: number | RegionTransportError): Outcome => {
+  if (typeof answer !== "number") return "retryable"
+  if (answer >= 200 && answer < 300) return "ok"
+  return PERMANENT.has(answer) ? "permanent" : "retryable"
+}
+
+const MAX_DEAD_BODY = 2048
+const decoder = new TextDecoder("utf-8", { fatal: false })
+
+/**
+ * The start of a region's answer, as text, for the dead-letter store.
+ *
+ * @since 0.1.0
+ * @category policy
+ */
+export const truncateBody = (body: Uint8Array, max: number = MAX_DEAD_BODY): string => {
+  const text = decoder.decode(body.length > max * 4 ? body.subarray(0, max * 4) : body)
+  return text.length > max ? `${text.slice(0, max)}…` : text
+}
+
+// -------------------------------------------------------------------------------------------------------------------
+// Wake-up
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Lets the gateway wake the worker right after an enqueue instead of waiting for the next poll. `signal` returns an
+ * effect that completes at the first `notify` after `signal` was called (take it *before* looking for work, so that a
+ * notification in between is not lost). The default does nothing (the worker then just polls).
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class DeliveryWake extends Context.Reference<DeliveryWake>()("@cellgate/core/DeliveryWake", {
+  defaultValue: (): {
+    readonly notify: Effect.Effect<void>
+    readonly signal: Effect.Effect<Effect.Effect<void>>
+  } => ({ notify: Effect.void, signal: Effect.succeed(Effect.never) })
+}) {}
+
+/**
+ * A real `DeliveryWake`, for one process: every waiter is woken by a `notify`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeWake: Effect.Effect<DeliveryWake["Type"]> = Effect.gen(function*() {
+  const current = yield* Ref.make(yield* Deferred.make<void>())
+  return {
+    notify: Effect.flatMap(
+      Deferred.make<void>(),
+      (next) => Effect.flatMap(Ref.getAndSet(current, next), (previous) => Deferred.succeed(previous, undefined))
+    ),
+    signal: Effect.map(Ref.get(current), (d) => Deferred.await(d))
+  }
+})
+
+/**
+ * Provides a real `DeliveryWake`. Provide the same instance to the gateway and the worker (build it once).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const wakeLayer: Layer.Layer<DeliveryWake> = Layer.effect(DeliveryWake, makeWake)
+
+/**
+ * Wakes the worker (a no-op without a `wakeLayer`).
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const wake: Effect.Effect<void> = Effect.flatMap(DeliveryWake, (w) => w.notify)
+
+// -------------------------------------------------------------------------------------------------------------------
+// Drain
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * What one drain did.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DrainResult {
+  readonly mailbox: string
+  /** Requests sent to a region. */
+  readonly sent: number
+  readonly delivered: number
+  readonly retried: number
+  readonly deadLettered: number
+  /** Payloads attempted while an earlier payload of the mailbox was still waiting (skip-on-failure). */
+  readonly skipped: number
+  /** The drain stopped because a write was refused: another worker holds the mailbox now. */
+  readonly leaseLost: boolean
+  /** The store failed; the drain stopped. */
+  readonly storeFailed: boolean
+  /** When the mailbox is due again (given to `release`). */
+  readonly nextDue: number
+}
+
+/** What happened to one payload. */
+type Step =
+  | { readonly _tag: "Gone" } // delivered or dead-lettered: the next payload may go
+  | { readonly _tag: "Waiting"; readonly nextAttemptAt: number } // still in the outbox
+
+const PAGE = 64
+
+/**
+ * A skip-on-failure mailbox with waiting payloads is due again at most this long after a drain (see `drainMailbox`).
+ *
+ * @since 0.1.0
+ * @category policy
+ */
+export const SKIP_RECHECK_MS = 30_000
+
+const transportError = (region: string, kind: "timeout" | "connection", detail: string) =>
+  new RegionTransportError({ region, kind, detail })
+
+/**
+ * Drains one mailbox that `owner` has claimed: payloads in id order, each sent through `RegionClient` with the
+ * `x-cellgate-*` headers (delivery id, attempt = attempts + 1, mailbox; signed when the region has a secret).
+ *
+ * - 2xx → `complete`; 400/401/403/404/409 → dead letter with the status and the start of the answer;
+ * - otherwise → `retry` at `backoffDelay` (or a longer `Retry-After`, capped); the failure that uses up
+ *   `maxAttempts` dead-letters instead;
+ * - a payload that already has `maxAttempts` or is older than `maxAgeMs` is dead-lettered without being sent;
+ * - a strict mailbox stops at a payload that is waiting; a mailbox of a `skipOnFailureProviders` provider goes on past
+ *   it, attempting only payloads whose own `nextAttemptAt` is due, and counts each out-of-order attempt in
+ *   `cellgate_ordering_relaxed_total{reason="skip_on_failure"}`; such a mailbox with waiting payloads is due again
+ *   after at most `SKIP_RECHECK_MS`, so that newly arrived payloads are not held back by an earlier one's backoff.
+ *
+ * The lease is renewed as the drain goes; the drain stops at the first `LeaseLost` (or `StoreUnavailable`), and always
+ * ends with `release(lease, nextDue)` — also when interrupted — where `nextDue` is the earliest time something in the
+ * mailbox is due (now when it may be empty). Never fails.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox: string, owner: string) {
+  const outbox = yield* Outbox
+  const client = yield* RegionClient
+  const directory = yield* RegionDirectory
+  const settings = yield* DeliverySettings
+  yield* Effect.annotateCurrentSpan("mailbox", mailbox)
+
+  const started = yield* Clock.currentTimeMillis
+  let lastRenew = started
+  let nextDue = started
+  let sent = 0
+  let delivered = 0
+  let retried = 0
+  let deadLettered = 0
+  let skipped = 0
+  const lease = (now: number): Lease => ({ mailbox, owner, now })
+
+  const renewIfDue = Effect.fnUntraced(function*(now: number) {
+    if (now - lastRenew < settings.leaseMs / 3) return
+    yield* outbox.renew(lease(now), settings.leaseMs)
+    lastRenew = now
+  })
+
+  const toDeadLetter = Effect.fnUntraced(function*(
+    p: StoredPayload,
+    now: number,
+    reason: string,
+    lastStatus: number | null,
+    lastBody: string | null
+  ) {
+    yield* outbox.deadLetter(lease(now), p.id, { reason, lastStatus, lastBody })
+    deadLettered++
+    yield* Metric.increment(Metrics.deliveriesTotal(p.region, "dead_letter"))
+    yield* Effect.logWarning("delivery dead-lettered").pipe(
+      Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, reason, last_status: lastStatus })
+    )
+    return { _tag: "Gone" } as Step
+  })
+
+  const failed = Effect.fnUntraced(function*(
+    p: StoredPayload,
+    error: string,
+    lastStatus: number | null,
+    lastBody: string | null,
+    retryAfter: Option.Option<number>
+  ) {
+    const now = yield* Clock.currentTimeMillis
+    const attempts = p.attempts + 1
+    if (attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", lastStatus, lastBody)
+    const random = yield* Random.next
+    const backoff = backoffDelay(attempts, settings, random)
+    const delay = Option.match(retryAfter, {
+      onNone: () => backoff,
+      onSome: (ra) => Math.max(backoff, Math.min(ra, settings.retryAfterMaxMs))
+    })
+    const nextAttemptAt = now + delay
+    yield* outbox.retry(lease(now), p.id, { nextAttemptAt, error })
+    retried++
+    yield* Metric.increment(Metrics.deliveriesTotal(p.region, "retry"))
+    yield* Effect.logInfo("delivery retry").pipe(
+      Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, attempts, error, next_in_ms: delay })
+    )
+    return { _tag: "Waiting", nextAttemptAt } as Step
+  })
+
+  const attempt = Effect.fnUntraced(function*(p: StoredPayload) {
+    const now = yield* Clock.currentTimeMillis
+    if (p.attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", null, p.lastError)
+    if (now - p.receivedAt > settings.maxAgeMs) return yield* toDeadLetter(p, now, "max_age", null, p.lastError)
+    yield* renewIfDue(now)
+    const found = yield* directory.byName(p.region)
+    if (Option.isNone(found)) {
+      return yield* failed(p, `region ${p.region} is not in the directory`, null, null, Option.none())
+    }
+    const region: Region = found.value
+    const headers = yield* outgoingHeaders(region, p.headers, p.body, {
+      deliveryId: p.deliveryId,
+      attempt: p.attempts + 1,
+      mailbox
+    }, now)
+    sent++
+    const answer = yield* client.send(region, { method: p.method, path: p.path, headers, body: p.body }, {
+      timeoutMs: settings.requestTimeoutMs
+    }).pipe(
+      // a guard against a client that ignores its timeout
+      Effect.timeoutFail({
+        duration: settings.requestTimeoutMs + 1000,
+        onTimeout: () => transportError(region.name, "timeout", `no answer in ${settings.requestTimeoutMs} ms`)
+      }),
+      Effect.either
+    )
+    const end = yield* Clock.currentTimeMillis
+    yield* Metric.update(Metrics.deliverySeconds(region.name), (end - now) / 1000)
+    if (answer._tag === "Left") return yield* failed(p, answer.left.message, null, null, Option.none())
+    const response: RegionResponse = answer.right
+    switch (classify(response.status)) {
+      case "ok": {
+        yield* outbox.complete(lease(end), p.id)
+        delivered++
+        yield* Metric.increment(Metrics.deliveriesTotal(p.region, "ok"))
+        return { _tag: "Gone" } as Step
+      }
+      case "permanent":
+        return yield* toDeadLetter(p, end, "permanent_failure", response.status, truncateBody(response.body))
+      case "retryable":
+        return yield* failed(
+          p,
+          `HTTP ${response.status}`,
+          response.status,
+          truncateBody(response.body),
+          parseRetryAfter(response.headers["retry-after"], end)
+        )
+    }
+  })
+
+  const strict = Effect.fnUntraced(function*() {
+    for (;;) {
+      const batch = yield* outbox.head(mailbox, PAGE)
+      if (batch.length === 0) return Option.none<number>()
+      for (const p of batch) {
+        const now = yield* Clock.currentTimeMillis
+        if (p.nextAttemptAt > now) return Option.some(p.nextAttemptAt)
+        const step = yield* attempt(p)
+        if (step._tag === "Waiting") return Option.some(step.nextAttemptAt)
+      }
+    }
+  })
+
+  const skipping = Effect.fnUntraced(function*() {
+    const waiting = new Set<number>()
+    let earliest = Number.POSITIVE_INFINITY
+    for (;;) {
+      const batch = yield* outbox.head(mailbox, waiting.size + PAGE)
+      const fresh = batch.filter((p) => !waiting.has(p.id))
+      if (fresh.length === 0) break
+      for (const p of fresh) {
+        const now = yield* Clock.currentTimeMillis
+        let due = p.nextAttemptAt
+        if (due <= now) {
+          if (waiting.size > 0) {
+            skipped++
+            yield* Metrics.countRelaxed("skip_on_failure")
+          }
+          const step = yield* attempt(p)
+          if (step._tag === "Gone") continue
+          due = step.nextAttemptAt
+        }
+        waiting.add(p.id)
+        earliest = Math.min(earliest, due)
+      }
+    }
+    if (waiting.size === 0) return Option.none<number>()
+    // the store does not move a mailbox's due time earlier when a payload arrives, so look again soon: a new payload
+    // of this mailbox must not wait for the backoff of an earlier, failed one
+    const now = yield* Clock.currentTimeMillis
+    return Option.some(Math.min(earliest, now + SKIP_RECHECK_MS))
+  })
+
+  const drain = Effect.flatMap(outbox.head(mailbox, 1), (first) => {
+    const provider = first[0]?.provider
+    return provider !== undefined && settings.skipOnFailureProviders.includes(provider) ? skipping() : strict()
+  })
+
+  const run = drain.pipe(
+    Effect.tap(Option.match({
+      onNone: () =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          nextDue = now
+        }),
+      onSome: (due) =>
+        Effect.sync(() => {
+          nextDue = due
+        })
+    })),
+    Effect.as({ leaseLost: false, storeFailed: false }),
+    Effect.catchTags({
+      LeaseLost: () =>
+        Effect.as(
+          Effect.logWarning("lease lost; drain stopped").pipe(Effect.annotateLogs({ mailbox, owner })),
+          { leaseLost: true, storeFailed: false }
+        ),
+      StoreUnavailable: (e: StoreUnavailable) =>
+        Effect.as(
+          Effect.logError("store unavailable; drain stopped").pipe(
+            Effect.annotateLogs({ mailbox, operation: e.operation })
+          ),
+          { leaseLost: false, storeFailed: true }
+        )
+    })
+  )
+
+  const releaseLease = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    outbox.release(lease(now), nextDue).pipe(
+      Effect.catchTag("StoreUnavailable", (e) =>
+        Effect.logError("store unavailable; lease not released").pipe(
+          Effect.annotateLogs({ mailbox, operation: e.operation })
+        ))
+    ))
+
+  const flags = yield* run.pipe(Effect.onExit((exit) => {
+    if (Exit.isSuccess(exit)) return Effect.void
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      // interrupted (shutdown): what was in flight is due again now (at-least-once); a defect: back off
+      nextDue = Exit.isInterrupted(exit) ? now : now + settings.backoffBaseMs
+      return releaseLease
+    })
+  }))
+  yield* releaseLease
+  const result: DrainResult = {
+    mailbox,
+    sent,
+    delivered,
+    retried,
+    deadLettered,
+    skipped,
+    leaseLost: flags.leaseLost,
+    storeFailed: flags.storeFailed,
+    nextDue
+  }
+  return result
+}, (effect, mailbox) => Effect.annotateLogs(effect, { mailbox }))
+
+// -------------------------------------------------------------------------------------------------------------------
+// Gauges
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * Sets `cellgate_outbox_depth{region}` and `cellgate_outbox_oldest_age_seconds{region}` from `Outbox.mailboxes`
+ * (regions of the directory with nothing waiting are set to 0). The worker runs it every few seconds; an HTTP
+ * `/metrics` handler may run it too.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const updateOutboxGauges = Effect.fn("Delivery.updateOutboxGauges")(function*() {
+  const outbox = yield* Outbox
+  const directory = yield* RegionDirectory
+  const now = yield* Clock.currentTimeMillis
+  const infos = yield* outbox.mailboxes
+  const regions = yield* directory.all
+  const depth = new Map<string, number>()
+  const oldest = new Map<string, number>()
+  for (const r of regions) depth.set(r.name, 0)
+  for (const m of infos) {
+    depth.set(m.region, (depth.get(m.region) ?? 0) + m.depth)
+    if (m.oldestReceivedAt !== null) {
+      oldest.set(m.region, Math.min(oldest.get(m.region) ?? Number.POSITIVE_INFINITY, m.oldestReceivedAt))
+    }
+  }
+  for (const [region, d] of depth) {
+    yield* Metric.set(Metrics.outboxDepth(region), d)
+    const o = oldest.get(region)
+    yield* Metric.set(Metrics.outboxOldestAgeSeconds(region), o === undefined ? 0 : Math.max(0, (now - o) / 1000))
+  }
+})
+
+// -------------------------------------------------------------------------------------------------------------------
+// Worker
+// -------------------------------------------------------------------------------------------------------------------
+
+const GAUGE_INTERVAL_MS = 5_000
+
+/**
+ * The delivery loop of one worker: claim up to `min(claimBatch, free slots)` due mailboxes for `leaseMs`, drain up to
+ * `concurrency` of them at once, and when nothing more can be claimed sleep `pollIntervalMs` or until woken
+ * (`DeliveryWake.notify`, or a drain finishing). Runs until interrupted; interruption stops the claims, interrupts the
+ * drains and releases their leases (a request in flight is sent again later: at-least-once).
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const runWorker = (
+  owner: string
+): Effect.Effect<never, never, Outbox | RegionClient | RegionDirectory> =>
+  Effect.scoped(Effect.gen(function*() {
+    const outbox = yield* Outbox
+    const settings = yield* DeliverySettings
+    const wakeUp = yield* DeliveryWake
+    const local = yield* makeWake
+    const drains = yield* FiberSet.make()
+    const active = new Set<string>()
+    let gaugesAt = Number.NEGATIVE_INFINITY
+    yield* Effect.logInfo("delivery worker started").pipe(Effect.annotateLogs({ owner }))
+    yield* Effect.addFinalizer(() => Effect.logInfo("delivery worker stopped").pipe(Effect.annotateLogs({ owner })))
+
+    const cycle = Effect.gen(function*() {
+      const woken = yield* wakeUp.signal
+      const slot = yield* local.signal
+      const now = yield* Clock.currentTimeMillis
+      if (now - gaugesAt >= GAUGE_INTERVAL_MS) {
+        gaugesAt = now
+        yield* updateOutboxGauges().pipe(Effect.catchAll(() => Effect.void))
+      }
+      const free = settings.concurrency - active.size
+      let more = false
+      if (free > 0) {
+        const limit = Math.min(settings.claimBatch, free)
+        const claimed = yield* outbox.claim({ owner, now, leaseMs: settings.leaseMs, limit }).pipe(
+          Effect.catchTag("StoreUnavailable", (e) =>
+            Effect.as(
+              Effect.logError("store unavailable; claim failed").pipe(Effect.annotateLogs({ operation: e.operation })),
+              []
+            ))
+        )
+        for (const mailbox of claimed) {
+          if (active.has(mailbox)) continue
+          active.add(mailbox)
+          yield* FiberSet.run(
+            drains,
+            drainMailbox(mailbox, owner).pipe(
+              Effect.asVoid,
+              Effect.catchAllCause((cause) =>
+                Effect.logError("drain failed", cause).pipe(Effect.annotateLogs({ mailbox }))
+              ),
+              Effect.ensuring(Effect.suspend(() => {
+                active.delete(mailbox)
+                return local.notify
+              }))
+            )
+          )
+        }
+        more = claimed.length === limit && active.size < settings.concurrency
+      }
+      if (more) return
+      yield* Effect.raceAll([Effect.sleep(settings.pollIntervalMs), woken, slot])
+    })
+    return yield* Effect.forever(cycle)
+  })).pipe(Effect.annotateLogs({ owner }))
+
+/**
+ * The worker as a daemon layer: it runs while the layer's scope is open and stops (releasing its leases) when the
+ * scope closes. `owner` names the worker in leases (unique per process; default: a random UUID).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const worker = (owner?: string): Layer.Layer<never, never, Outbox | RegionClient | RegionDirectory> =>
+  Layer.scopedDiscard(Effect.forkScoped(runWorker(owner ?? `worker-${crypto.randomUUID()}`)))
+
+/**
+ * `worker` with its own `DeliveryWake`, which it also provides: give the result to the gateway so that each enqueue
+ * wakes the worker at once.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const workerLive = (
+  owner?: string
+): Layer.Layer<DeliveryWake, never, Outbox | RegionClient | RegionDirectory> =>
+  worker(owner).pipe(Layer.provideMerge(wakeLayer))
