@@ -1,0 +1,445 @@
+// The store conformance suite, written once and run against Memory, SQLite and PostgreSQL: every repository and
+// outbox call, with the answers the memory store (the reference) gives.
+import { Memory } from "@cellgate/adapters"
+import type { IntegrationId, NewPayload, OrganizationId, RegionName, StoreUnavailable } from "@cellgate/core"
+import {
+  Directory,
+  DirectoryStore,
+  IntegrationRepo,
+  OrgRepo,
+  Outbox,
+  RegionDirectory,
+  StoreHealth,
+  VolumeGate
+} from "@cellgate/core"
+import type { Vitest } from "@effect/vitest"
+import { assert } from "@effect/vitest"
+import { Effect, Layer, Option, Schema } from "effect"
+import type { Services } from "../support/Stores.js"
+import { plainIntegration, plainOrganization, plainPayload, plainRegion } from "../support/Stores.js"
+
+export const sampleDirectory = Schema.decodeUnknownSync(Directory)({
+  regions: [
+    { name: "us", url: "http://us.example" },
+    { name: "de", url: "http://de.example", secret: "whsec_AAAA" }
+  ],
+  organizations: [
+    { id: 1, slug: "acme", region: "us" },
+    { id: 2, slug: "globex", region: "de" },
+    { id: 3, slug: "initech", region: "us" }
+  ],
+  integrations: [
+    { id: 10, provider: "jira_server", externalId: "ext-10", metadata: { webhookSecret: "s3cret" } },
+    { id: 11, provider: "jira_server", externalId: "ext-11", status: "disabled" },
+    { id: 12, provider: "github", externalId: "ext-10", metadata: { sharedSecret: "sh", webhookSecret: "w" } }
+  ],
+  organizationIntegrations: [
+    { organizationId: 2, integrationId: 10 },
+    { organizationId: 1, integrationId: 10 },
+    { organizationId: 3, integrationId: 10, status: "disabled" },
+    { organizationId: 9, integrationId: 10 },
+    { organizationId: 2, integrationId: 10 },
+    { organizationId: 1, integrationId: 12 }
+  ]
+})
+
+let deliveries = 0
+export const payload = (mailbox: string, receivedAt: number, overrides: Partial<NewPayload> = {}): NewPayload => ({
+  mailbox,
+  provider: "jira_server",
+  region: (mailbox.split(":")[1] ?? "us") as RegionName,
+  integrationId: 10 as IntegrationId,
+  method: "POST",
+  path: "/extensions/jira-server/issue-updated/t/?x=1",
+  headers: { "content-type": "application/json", "x-a": "ü" },
+  body: new TextEncoder().encode(JSON.stringify({ n: receivedAt, mailbox })),
+  receivedAt,
+  deliveryId: `d-${++deliveries}`,
+  ...overrides
+})
+
+const iid = (n: number) => n as IntegrationId
+const oid = (n: number) => n as OrganizationId
+const rn = (s: string) => s as RegionName
+
+export const conformance = <R>(
+  it: Vitest.MethodsNonLive<R>,
+  fresh: Layer.Layer<Services, StoreUnavailable, R>
+) => {
+  const test = (name: string, body: Effect.Effect<void, unknown, Services>) =>
+    it.effect(name, () => body.pipe(Effect.provide(Layer.fresh(fresh))) as Effect.Effect<void, unknown, R>)
+
+  test(
+    "health check passes",
+    Effect.gen(function*() {
+      yield* (yield* StoreHealth).check
+    })
+  )
+
+  test(
+    "directory: lookups answer like the snapshot, secrets come back Redacted",
+    Effect.gen(function*() {
+      yield* (yield* DirectoryStore).importDirectory(sampleDirectory)
+      const integrations = yield* IntegrationRepo
+      const orgs = yield* OrgRepo
+      const regions = yield* RegionDirectory
+
+      const i10 = yield* integrations.byId(iid(10))
+      assert.deepStrictEqual(
+        Option.map(i10, plainIntegration),
+        Option.some({
+          id: iid(10),
+          provider: "jira_server",
+          externalId: "ext-10",
+          status: "active" as const,
+          webhookSecret: "s3cret",
+          sharedSecret: undefined
+        })
+      )
+      assert.strictEqual(String(Option.getOrThrow(i10).metadata.webhookSecret), "<redacted>")
+      assert.deepStrictEqual(
+        Option.map(yield* integrations.byId(iid(11)), (i) => i.status),
+        Option.some("disabled" as const)
+      )
+      assert.isTrue(Option.isNone(yield* integrations.byId(iid(99))))
+      assert.deepStrictEqual(
+        Option.map(yield* integrations.byExternalId("github", "ext-10"), plainIntegration),
+        Option.some({
+          id: iid(12),
+          provider: "github",
+          externalId: "ext-10",
+          status: "active" as const,
+          webhookSecret: "w",
+          sharedSecret: "sh"
+        })
+      )
+      assert.isTrue(Option.isNone(yield* integrations.byExternalId("jira_server", "nope")))
+      assert.isTrue(Option.isNone(yield* integrations.byExternalId("gitlab", "ext-10")))
+
+      assert.deepStrictEqual(yield* orgs.activeOrganizationIds(iid(10)), [oid(2), oid(1), oid(9), oid(2)])
+      assert.deepStrictEqual(yield* orgs.activeOrganizationIds(iid(11)), [])
+      assert.deepStrictEqual(
+        (yield* orgs.byIds([oid(3), oid(9), oid(1), oid(3)])).map(plainOrganization),
+        [
+          { id: oid(3), slug: "initech", region: rn("us") },
+          { id: oid(1), slug: "acme", region: rn("us") },
+          { id: oid(3), slug: "initech", region: rn("us") }
+        ]
+      )
+      assert.deepStrictEqual(yield* orgs.byIds([]), [])
+
+      assert.deepStrictEqual(
+        Option.map(yield* regions.byName(rn("de")), plainRegion),
+        Option.some({
+          name: rn("de"),
+          url: "http://de.example",
+          secret: "whsec_AAAA"
+        })
+      )
+      assert.isTrue(Option.isNone(yield* regions.byName(rn("eu"))))
+      assert.deepStrictEqual((yield* regions.all).map(plainRegion), [
+        { name: rn("de"), url: "http://de.example", secret: "whsec_AAAA" },
+        { name: rn("us"), url: "http://us.example", secret: undefined }
+      ])
+    })
+  )
+
+  test(
+    "directory: an import replaces everything",
+    Effect.gen(function*() {
+      const store = yield* DirectoryStore
+      yield* store.importDirectory(sampleDirectory)
+      yield* store.importDirectory(
+        Schema.decodeUnknownSync(Directory)({
+          regions: [{ name: "eu", url: "https://eu.example" }],
+          integrations: [{ id: 12, provider: "github", externalId: "other" }]
+        })
+      )
+      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo).byId(iid(10))))
+      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo).byExternalId("github", "ext-10")))
+      assert.deepStrictEqual(
+        Option.map(yield* (yield* IntegrationRepo).byExternalId("github", "other"), (i) => i.metadata),
+        Option.some({})
+      )
+      assert.deepStrictEqual(yield* (yield* OrgRepo).activeOrganizationIds(iid(12)), [])
+      assert.deepStrictEqual(yield* (yield* OrgRepo).byIds([oid(1)]), [])
+      assert.deepStrictEqual((yield* (yield* RegionDirectory).all).map((r) => r.name), [rn("eu")])
+    })
+  )
+
+  test(
+    "volume gate: the rule of Memory.volumeHit",
+    Effect.gen(function*() {
+      const gate = yield* VolumeGate
+      const policy = { limit: 3, windowMs: 1000, holdMs: 2500 }
+      const reference = new Map()
+      const times = [0, 1, 2, 3, 4, 999, 1000, 1001, 2000, 2003, 2500, 2504, 3000, 3001, 3002, 3003, 5600, 9000]
+      for (const key of ["a", "b"]) {
+        for (const now of times) {
+          const expected = Memory.volumeHit(reference, key, now, policy)
+          assert.deepStrictEqual(yield* gate.hit(key, now, policy), expected, `${key} at ${now}`)
+        }
+      }
+      // limit 0: the first hit switches on
+      assert.deepStrictEqual(yield* gate.hit("c", 5, { limit: 0, windowMs: 10, holdMs: 10 }), {
+        bucketed: true,
+        switched: true
+      })
+    })
+  )
+
+  test(
+    "outbox: enqueue, mailboxes, head",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      yield* outbox.enqueue([])
+      yield* outbox.enqueue([payload("jira:us:1", 100), payload("jira:de:1", 50)])
+      yield* outbox.enqueue([payload("jira:us:1", 20)])
+      const boxes = yield* outbox.mailboxes
+      assert.deepStrictEqual(boxes, [
+        {
+          mailbox: "jira:de:1",
+          region: rn("de"),
+          depth: 1,
+          oldestReceivedAt: 50,
+          nextAttemptAt: 50,
+          leasedBy: null,
+          leaseUntil: null
+        },
+        {
+          mailbox: "jira:us:1",
+          region: rn("us"),
+          depth: 2,
+          oldestReceivedAt: 20,
+          nextAttemptAt: 100,
+          leasedBy: null,
+          leaseUntil: null
+        }
+      ])
+      const head = yield* outbox.head("jira:us:1", 10)
+      assert.deepStrictEqual(head.map((p) => [p.id, p.receivedAt, p.attempts, p.nextAttemptAt, p.lastError]), [
+        [1, 100, 0, 100, null],
+        [3, 20, 0, 20, null]
+      ])
+      assert.deepStrictEqual(
+        plainPayload(head[0]),
+        plainPayload({
+          ...payload("jira:us:1", 100, { deliveryId: head[0].deliveryId }),
+          id: 1,
+          attempts: 0,
+          nextAttemptAt: 100,
+          lastError: null
+        })
+      )
+      assert.deepStrictEqual((yield* outbox.head("jira:us:1", 1)).map((p) => p.id), [1])
+      assert.deepStrictEqual(yield* outbox.head("nope", 5), [])
+    })
+  )
+
+  test(
+    "outbox: claim order, leases, renew, expiry",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      yield* outbox.enqueue([
+        payload("b:us:1", 10),
+        payload("a:us:1", 10),
+        payload("c:us:1", 5),
+        payload("d:us:1", 500)
+      ])
+      const first = yield* outbox.claim({ owner: "w1", now: 100, leaseMs: 50, limit: 2 })
+      assert.deepStrictEqual(first, ["c:us:1", "a:us:1"])
+      const second = yield* outbox.claim({ owner: "w2", now: 100, leaseMs: 50, limit: 10 })
+      assert.deepStrictEqual(second, ["b:us:1"])
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 150, leaseMs: 50, limit: 10 }), [])
+      // renew by the holder; not by another owner; not after expiry
+      yield* outbox.renew({ mailbox: "c:us:1", owner: "w1", now: 150 }, 100)
+      const lost = yield* Effect.flip(outbox.renew({ mailbox: "c:us:1", owner: "w2", now: 150 }, 100))
+      assert.strictEqual(lost._tag, "LeaseLost")
+      const expired = yield* Effect.flip(outbox.renew({ mailbox: "a:us:1", owner: "w1", now: 151 }, 100))
+      assert.strictEqual(expired._tag, "LeaseLost")
+      // a:us:1's lease ran out at 150: claimable again at 151 (lease valid while lease_until >= now)
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w3", now: 151, leaseMs: 50, limit: 10 }), [
+        "a:us:1",
+        "b:us:1"
+      ])
+      const boxes = yield* outbox.mailboxes
+      assert.deepStrictEqual(boxes.map((b) => [b.mailbox, b.leasedBy, b.leaseUntil]), [
+        ["a:us:1", "w3", 201],
+        ["b:us:1", "w3", 201],
+        ["c:us:1", "w1", 250],
+        ["d:us:1", null, null]
+      ])
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w3", now: 151, leaseMs: 50, limit: 0 }), [])
+    })
+  )
+
+  test(
+    "outbox: complete, retry, dead letter are lease-guarded",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      yield* outbox.enqueue([payload("m:us:1", 1), payload("m:us:1", 2), payload("m:us:1", 3), payload("n:us:1", 4)])
+      yield* outbox.claim({ owner: "w1", now: 10, leaseMs: 100, limit: 1 })
+      const lease = { mailbox: "m:us:1", owner: "w1", now: 20 }
+      // wrong owner, expired lease, payload of another mailbox, unknown id
+      for (
+        const eff of [
+          outbox.complete({ ...lease, owner: "w2" }, 1),
+          outbox.complete({ ...lease, now: 111 }, 1),
+          outbox.complete(lease, 4),
+          outbox.complete(lease, 99),
+          outbox.retry({ ...lease, owner: "w2" }, 1, { nextAttemptAt: 5, error: "x" }),
+          outbox.retry(lease, 4, { nextAttemptAt: 5, error: "x" }),
+          outbox.deadLetter({ ...lease, now: 200 }, 1, { reason: "r", lastStatus: 400, lastBody: "b" }),
+          outbox.deadLetter(lease, 4, { reason: "r", lastStatus: 400, lastBody: "b" }),
+          outbox.complete({ mailbox: "n:us:1", owner: "w1", now: 20 }, 4)
+        ]
+      ) {
+        const error = yield* Effect.flip(eff)
+        assert.strictEqual(error._tag, "LeaseLost")
+      }
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => b.depth), [3, 1])
+
+      yield* outbox.complete(lease, 1)
+      yield* outbox.retry(lease, 2, { nextAttemptAt: 500, error: "HTTP 503" })
+      yield* outbox.retry(lease, 2, { nextAttemptAt: 700, error: "timeout" })
+      const [p2] = yield* outbox.head("m:us:1", 1)
+      assert.deepStrictEqual([p2.id, p2.attempts, p2.nextAttemptAt, p2.lastError], [2, 2, 700, "timeout"])
+      yield* outbox.deadLetter(lease, 2, { reason: "permanent", lastStatus: 404, lastBody: "not found" })
+      yield* outbox.deadLetter(lease, 3, { reason: "too old", lastStatus: null, lastBody: null })
+      assert.deepStrictEqual(yield* outbox.head("m:us:1", 10), [])
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => [b.mailbox, b.depth, b.oldestReceivedAt]), [
+        ["m:us:1", 0, null],
+        ["n:us:1", 1, 4]
+      ])
+      const dead = yield* outbox.deadLetters
+      assert.deepStrictEqual(
+        dead.map((d) => [d.id, d.mailbox, d.attempts, d.lastError, d.deadAt, d.reason, d.lastStatus, d.lastBody]),
+        [
+          [2, "m:us:1", 2, "timeout", 20, "permanent", 404, "not found"],
+          [3, "m:us:1", 0, null, 20, "too old", null, null]
+        ]
+      )
+      assert.deepStrictEqual(
+        plainPayload(dead[1]),
+        plainPayload({
+          ...payload("m:us:1", 3, { deliveryId: dead[1].deliveryId }),
+          id: 3,
+          attempts: 0,
+          nextAttemptAt: 3,
+          lastError: null,
+          deadAt: 20,
+          reason: "too old",
+          lastStatus: null,
+          lastBody: null
+        })
+      )
+    })
+  )
+
+  test(
+    "outbox: release removes an empty mailbox, gives back a non-empty one, ignores a lost lease",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      yield* outbox.enqueue([payload("e:us:1", 1), payload("f:us:1", 1)])
+      yield* outbox.claim({ owner: "w1", now: 10, leaseMs: 100, limit: 2 })
+      yield* outbox.complete({ mailbox: "e:us:1", owner: "w1", now: 20 }, 1)
+      yield* outbox.release({ mailbox: "e:us:1", owner: "w2", now: 20 }, 999) // not the owner: nothing
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => b.mailbox), ["e:us:1", "f:us:1"])
+      yield* outbox.release({ mailbox: "e:us:1", owner: "w1", now: 20 }, 999)
+      yield* outbox.release({ mailbox: "f:us:1", owner: "w1", now: 20 }, 777)
+      yield* outbox.release({ mailbox: "zzz", owner: "w1", now: 20 }, 777)
+      assert.deepStrictEqual(yield* outbox.mailboxes, [{
+        mailbox: "f:us:1",
+        region: rn("us"),
+        depth: 1,
+        oldestReceivedAt: 1,
+        nextAttemptAt: 777,
+        leasedBy: null,
+        leaseUntil: null
+      }])
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 776, leaseMs: 1, limit: 5 }), [])
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 777, leaseMs: 1, limit: 5 }), ["f:us:1"])
+      // a new payload for a released (deleted) mailbox makes a new row due at its receivedAt
+      yield* outbox.enqueue([payload("e:us:1", 5)])
+      assert.deepStrictEqual(
+        (yield* outbox.mailboxes).map((b) => [b.mailbox, b.depth, b.nextAttemptAt]),
+        [["e:us:1", 1, 5], ["f:us:1", 1, 777]]
+      )
+    })
+  )
+
+  test(
+    "outbox: replay moves dead letters to the tail with new ids, attempts 0, due now, same delivery id",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      yield* outbox.enqueue([payload("r:us:1", 1), payload("r:us:1", 2), payload("s:de:1", 3)])
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 5 })
+      yield* outbox.retry({ mailbox: "r:us:1", owner: "w", now: 10 }, 1, { nextAttemptAt: 50, error: "e" })
+      yield* outbox.deadLetter({ mailbox: "r:us:1", owner: "w", now: 11 }, 1, {
+        reason: "x",
+        lastStatus: 400,
+        lastBody: ""
+      })
+      yield* outbox.deadLetter({ mailbox: "s:de:1", owner: "w", now: 12 }, 3, {
+        reason: "x",
+        lastStatus: 401,
+        lastBody: null
+      })
+      yield* outbox.release({ mailbox: "s:de:1", owner: "w", now: 12 }, 0)
+      const dead = yield* outbox.deadLetters
+      assert.strictEqual(yield* outbox.replay([42], 1000), 0)
+      assert.strictEqual(yield* outbox.replay([], 1000), 0)
+      assert.strictEqual(yield* outbox.replay([1, 1, 42], 1000), 1)
+      const r = yield* outbox.head("r:us:1", 10)
+      assert.deepStrictEqual(r.map((p) => [p.id, p.attempts, p.nextAttemptAt, p.lastError, p.receivedAt]), [
+        [2, 0, 2, null, 2],
+        [4, 0, 1000, null, 1]
+      ])
+      assert.strictEqual(r[1].deliveryId, dead[0].deliveryId)
+      assert.strictEqual(yield* outbox.replay("all", 2000), 1)
+      assert.strictEqual(yield* outbox.replay("all", 2000), 0)
+      assert.deepStrictEqual(yield* outbox.deadLetters, [])
+      assert.deepStrictEqual(
+        (yield* outbox.mailboxes).map((b) => [b.mailbox, b.region, b.depth, b.nextAttemptAt, b.leasedBy]),
+        [["r:us:1", "us", 2, 1, "w"], ["s:de:1", "de", 1, 2000, null]]
+      )
+      const [s] = yield* outbox.head("s:de:1", 1)
+      assert.deepStrictEqual([s.id, s.deliveryId, s.region], [5, dead[1].deliveryId, rn("de")])
+    })
+  )
+
+  test(
+    "outbox: bytes in = bytes out (invalid UTF-8, NUL, 1 MiB), headers kept",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      const big = new Uint8Array(1024 * 1024)
+      for (let i = 0; i < big.length; i++) big[i] = (i * 7919 + (i >> 8)) & 0xff
+      const bodies = [
+        new Uint8Array([0xff, 0xfe, 0x80, 0xc3, 0x28, 0xed, 0xa0, 0x80]),
+        new Uint8Array([0x7b, 0x00, 0x7d, 0x00]),
+        new Uint8Array(0),
+        big,
+        new Uint8Array(big.buffer, 10, 100) // a view into a larger buffer: only the view's bytes
+      ]
+      const headers = { "x-nul": "a\u0000b", "x-emoji": "🙂", "x-quote": "\"'\\" }
+      yield* outbox.enqueue(bodies.map((body, i) => payload(`bytes:us:${i}`, i, { body, headers })))
+      for (let i = 0; i < bodies.length; i++) {
+        const [p] = yield* outbox.head(`bytes:us:${i}`, 1)
+        assert.strictEqual(p.body.byteLength, bodies[i].byteLength)
+        assert.isTrue(Buffer.from(p.body).equals(Buffer.from(bodies[i])), `body ${i}`)
+        assert.deepStrictEqual(p.headers, headers)
+      }
+      // through a dead letter and a replay too
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 1 })
+      yield* outbox.deadLetter({ mailbox: "bytes:us:0", owner: "w", now: 10 }, 1, {
+        reason: "x",
+        lastStatus: null,
+        lastBody: null
+      })
+      assert.isTrue(Buffer.from((yield* outbox.deadLetters)[0].body).equals(Buffer.from(bodies[0])))
+      yield* outbox.replay("all", 20)
+      const [again] = yield* outbox.head("bytes:us:0", 1)
+      assert.isTrue(Buffer.from(again.body).equals(Buffer.from(bodies[0])))
+    })
+  )
+}

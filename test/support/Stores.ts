@@ -1,0 +1,59 @@
+// The stores under test, built fresh per test, and plain views of their answers for comparisons.
+import { Memory, Postgres, Sqlite } from "@cellgate/adapters"
+import type { SqlStore } from "@cellgate/adapters"
+import type { Integration, Organization, Region, StoredPayload, StoreUnavailable } from "@cellgate/core"
+import { Directory, StoreHealth } from "@cellgate/core"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Layer, Redacted } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { resetTables } from "./Postgres.js"
+
+export type Services = SqlStore.Services
+
+/** The memory store: exactly the seven services the SQL stores provide. */
+export const memoryStore: Layer.Layer<Services, StoreUnavailable> = Layer.mergeAll(
+  Memory.directoryLayer(new Directory({})),
+  Memory.volumeGateLayer,
+  Memory.outboxLayer,
+  Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void }))
+)
+
+/** A temporary directory, removed with the scope. */
+export const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "cellgate-test-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A SQLite store on a new temporary file (plus its `SqlClient`). */
+export const sqliteStore = (
+  options: Omit<Sqlite.Options, "path"> = {}
+): Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable> =>
+  Layer.unwrapScoped(
+    Effect.map(tempDir, (dir) => Sqlite.layerWithSql({ ...options, path: path.join(dir, "db.sqlite") }))
+  )
+
+/** A PostgreSQL store on `url`, its tables emptied first (plus its `SqlClient`). */
+export const postgresStore = (
+  url: string,
+  options: Omit<Postgres.Options, "url"> = {}
+): Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable> =>
+  Layer.effectDiscard(resetTables).pipe(Layer.provideMerge(Postgres.layerWithSql({ ...options, url })))
+
+const secret = (value: Redacted.Redacted<string> | undefined) => value === undefined ? undefined : Redacted.value(value)
+
+export const plainIntegration = (i: Integration) => ({
+  id: i.id,
+  provider: i.provider,
+  externalId: i.externalId,
+  status: i.status,
+  webhookSecret: secret(i.metadata.webhookSecret),
+  sharedSecret: secret(i.metadata.sharedSecret)
+})
+
+export const plainOrganization = (o: Organization) => ({ id: o.id, slug: o.slug, region: o.region })
+
+export const plainRegion = (r: Region) => ({ name: r.name, url: r.url, secret: secret(r.secret) })
+
+export const plainPayload = <P extends StoredPayload>(p: P) => ({ ...p, body: Buffer.from(p.body).toString("hex") })
