@@ -5,7 +5,8 @@
  * @since 0.1.0
  */
 import { Directory } from "@cellgate/core"
-import { Data, Effect, Either, ParseResult, Redacted, Schema } from "effect"
+import type { Redacted } from "effect"
+import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import * as Fs from "node:fs"
 
 /**
@@ -219,6 +220,22 @@ export const resolveSecrets = (
 
 const formatPath = (path: ReadonlyArray<PropertyKey>) => path.map(String).join(".")
 
+/** Drops the "Expected undefined" alternatives of optional keys; merges literal alternatives of one path. */
+const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) => {
+  const byPath = new Map<string, Array<string>>()
+  for (const issue of issues) {
+    if (issue.message.startsWith("Expected undefined")) continue
+    const path = formatPath(issue.path)
+    const list = byPath.get(path) ?? []
+    if (!list.includes(issue.message)) list.push(issue.message)
+    byPath.set(path, list)
+  }
+  return Array.from(byPath, ([path, messages]) => ({
+    path,
+    message: messages.length === 1 ? messages[0]! : messages.join("; or ")
+  }))
+}
+
 /**
  * Decodes a parsed configuration (secrets resolved from `env`).
  *
@@ -239,10 +256,7 @@ export const decode = (
     Either.mapLeft((error) =>
       new ConfigError({
         file,
-        issues: ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({
-          path: formatPath(i.path),
-          message: i.message
-        }))
+        issues: readableIssues(ParseResult.ArrayFormatter.formatErrorSync(error))
       })
     )
   )
@@ -293,4 +307,3 @@ export const providerSecret = (config: Config, provider: string): Redacted.Redac
  * @category constructors
  */
 export const make = (input: ConfigInput): Config => Schema.decodeSync(Config)(input)
-

@@ -8,7 +8,8 @@
 import type { Layer } from "effect"
 import { Cause, HashMap, Inspectable, Logger, Redacted } from "effect"
 
-const SECRET_HEADERS = /^(authorization|x-gitlab-token|shared-secret|x-hub-signature.*|x-slack-signature|x-cellgate-signature|proxy-authorization|cookie|webhooksecret|sharedsecret|secret|token)$/i
+const SECRET_HEADERS =
+  /^(authorization|x-gitlab-token|shared-secret|x-hub-signature.*|x-slack-signature|x-cellgate-signature|proxy-authorization|cookie|webhooksecret|sharedsecret|secret|token)$/i
 
 /**
  * Whether a header (or log field) name carries a secret.
@@ -64,7 +65,7 @@ export const makeSink = (out: (line: string) => void): LogSink => {
     release: () => {
       const lines = held
       held = undefined
-      if (lines !== undefined) for (const line of lines) out(line)
+      if (lines !== undefined) { for (const line of lines) out(line) }
     }
   }
 }

@@ -1,0 +1,50 @@
+/**
+ * The delivery worker as the gateway runs it (`serve` forks it; `cellgate worker` runs only it): core's
+ * `Delivery.runWorker` with the configuration's `delivery` section as `DeliverySettings`.
+ *
+ * @since 0.1.0
+ */
+import type { Outbox, RegionClient, RegionDirectory } from "@cellgate/core"
+import { Delivery } from "@cellgate/core"
+import type { Scope } from "effect"
+import { Effect, Layer } from "effect"
+import * as Os from "node:os"
+import type { Config } from "./Config.js"
+
+/**
+ * `DeliverySettings` from the configuration's `delivery` section.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const settingsLayer = (config: Config): Layer.Layer<never> =>
+  Layer.succeed(Delivery.DeliverySettings, config.delivery)
+
+/**
+ * A unique lease owner for this process: `<host>:<pid>:<random>`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const owner = (): string => `${Os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
+
+/**
+ * Runs the drain loop until interrupted (interruption releases the leases it holds). A `DeliveryWake` in context
+ * (the gateway's) makes each enqueue wake it at once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const run = (config: Config): Effect.Effect<never, never, Outbox | RegionClient | RegionDirectory> =>
+  Delivery.runWorker(owner()).pipe(Effect.provideService(Delivery.DeliverySettings, config.delivery))
+
+/**
+ * Forks the worker into the current scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fork = (
+  config: Config
+): Effect.Effect<void, never, Scope.Scope | Outbox | RegionClient | RegionDirectory> =>
+  Effect.asVoid(Effect.forkScoped(run(config)))

@@ -1,0 +1,16 @@
+/**
+ * @cellgate/http — the gateway: HTTP server, configuration file, the `cellgate` CLI.
+ *
+ * @since 0.1.0
+ */
+export * as Cli from "./Cli.js"
+export * as Config from "./Config.js"
+export * as Control from "./Control.js"
+export * as Gateway from "./Gateway.js"
+export { makeServer } from "./Gateway.js"
+export type { EmbeddedServer, StartOptions } from "./Gateway.js"
+export * as Logging from "./Logging.js"
+export * as Prometheus from "./Prometheus.js"
+export * as Server from "./Server.js"
+export * as Stores from "./Stores.js"
+export * as Worker from "./Worker.js"
