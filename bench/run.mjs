@@ -7,7 +7,7 @@
 // Needs a build (`npm run build`, done by `npm install`). The peer comes from ../shared/bench-peers (copied to
 // .bench/peer and installed there once); when ../shared is absent the peer column is reported as missing.
 import autocannon from "autocannon"
-import { spawn, execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -56,7 +56,11 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130)
 /** Starts a server process and resolves with its base URL, read from its first line of output. */
 const start = (name, command, argv, options = {}) =>
   new Promise((resolveUrl, reject) => {
-    const child = spawn(command, argv, { cwd: options.cwd ?? root, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(command, argv, {
+      cwd: options.cwd ?? root,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     children.add(child)
     let out = ""
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out}`)), 30_000)
@@ -125,15 +129,25 @@ const ensurePeer = () => {
     cpSync(peerSource, peerDir, { recursive: true })
     // npm 11 runs no dependency install scripts unless the project allows them: better-sqlite3 builds natively.
     const pkg = JSON.parse(readFileSync(join(peerDir, "package.json"), "utf8"))
-    writeFileSync(join(peerDir, "package.json"), JSON.stringify({ ...pkg, allowScripts: { "better-sqlite3": true } }, null, 2))
+    writeFileSync(
+      join(peerDir, "package.json"),
+      JSON.stringify({ ...pkg, allowScripts: { "better-sqlite3": true } }, null, 2)
+    )
     console.error("installing the peer in .bench/peer …")
     execFileSync("npm", ["install", "--no-audit", "--no-fund"], { cwd: peerDir, stdio: "inherit" })
   }
 }
 const peerServer = (synchronous) =>
   start("peer", process.execPath, [
-    join(peerDir, "server.mjs"), "--directory", join(work, "directory.json"), "--db", join(work, "peer.db"),
-    "--port", String(18000 + Math.floor(Math.random() * 1000)), "--synchronous", synchronous
+    join(peerDir, "server.mjs"),
+    "--directory",
+    join(work, "directory.json"),
+    "--db",
+    join(work, "peer.db"),
+    "--port",
+    String(18000 + Math.floor(Math.random() * 1000)),
+    "--synchronous",
+    synchronous
   ], { cwd: peerDir })
 
 const cellgateServer = (store, extra = {}) => {
@@ -144,9 +158,17 @@ const cellgateServer = (store, extra = {}) => {
     ...extra
   }
   const file = join(work, `cellgate-${Math.random().toString(36).slice(2)}.json`)
-  if (store.kind === "sqlite") for (const s of ["", "-wal", "-shm"]) rmSync(store.path + s, { force: true })
+  if (store.kind === "sqlite") { for (const s of ["", "-wal", "-shm"]) rmSync(store.path + s, { force: true }) }
   writeFileSync(file, JSON.stringify(config))
-  return start("cellgate", process.execPath, [join(root, "packages/http/dist/bin.js"), "serve", "--config", file, "--no-worker", "--port", "0"])
+  return start("cellgate", process.execPath, [
+    join(root, "packages/http/dist/bin.js"),
+    "serve",
+    "--config",
+    file,
+    "--no-worker",
+    "--port",
+    "0"
+  ])
 }
 
 // ---- scenarios: each is [name, startServer, path]; a comparison alternates rounds between its members ----
@@ -179,7 +201,15 @@ if (!QUICK) {
     title: "Jira Server → 202 on PostgreSQL, one gateway process",
     members: [
       ...(peerAvailable ? [["peer (Fastify, NORMAL)", () => peerServer("NORMAL"), jiraPath(token)]] : []),
-      ["cellgate (PostgreSQL)", () => cellgateServer({ kind: "postgres", url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test" }), jiraPath(token)]
+      [
+        "cellgate (PostgreSQL)",
+        () =>
+          cellgateServer({
+            kind: "postgres",
+            url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+          }),
+        jiraPath(token)
+      ]
     ]
   })
 }
@@ -221,12 +251,17 @@ for (const comparison of comparisons) {
 }
 
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "—")
-let report = `Benchmarks — ${new Date().toISOString()} — node ${process.version} — ${QUICK ? "quick" : "full"} run (${ROUNDS} rounds × ${DURATION} s, ${CONNECTIONS} connections)\n`
+let report = `Benchmarks — ${new Date().toISOString()} — node ${process.version} — ${
+  QUICK ? "quick" : "full"
+} run (${ROUNDS} rounds × ${DURATION} s, ${CONNECTIONS} connections)\n`
 for (const { rows, title } of results) {
   const cellgate = rows[rows.length - 1]
-  report += `\n### ${title}\n\n| server | req/s (median) | p50 ms | p99 ms | cellgate ÷ this | non-2xx | errors | RSS MB |\n|---|---|---|---|---|---|---|---|\n`
+  report +=
+    `\n### ${title}\n\n| server | req/s (median) | p50 ms | p99 ms | cellgate ÷ this | non-2xx | errors | RSS MB |\n|---|---|---|---|---|---|---|---|\n`
   for (const r of rows) {
-    report += `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${r === cellgate ? "—" : fmt(cellgate.rps / r.rps, 2) + "×"} | ${r.non2xx} | ${r.errors} | ${fmt(r.rssMb)} |\n`
+    report += `| ${r.name} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${
+      r === cellgate ? "—" : fmt(cellgate.rps / r.rps, 2) + "×"
+    } | ${r.non2xx} | ${r.errors} | ${fmt(r.rssMb)} |\n`
   }
 }
 console.log(report)

@@ -244,13 +244,13 @@ describe("Jira Server issue-updated", () => {
       assert.strictEqual(r.status, 503)
       assert.strictEqual(r.headers["retry-after"], "5")
       assert.strictEqual(JSON.parse(text(r.body)).error, "store_unavailable")
-    }).pipe(
-      Effect.provide(Layer.succeed(Outbox, {
+    }).pipe(Effect.provide(Layer.merge(
+      TestLive(),
+      Layer.succeed(Outbox, {
         ...Memory.makeOutbox(),
         enqueue: () => Effect.fail(new StoreUnavailable({ operation: "enqueue" }))
-      })),
-      Effect.provide(TestLive())
-    ))
+      })
+    ))))
 
   it.effect("a verified token is cached for a short time only: a changed secret takes effect after the TTL", () =>
     Effect.gen(function*() {
