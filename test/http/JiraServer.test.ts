@@ -269,13 +269,16 @@ describe("Jira Server under high volume", () => {
       Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void })),
       Layer.succeed(
         VolumeGate,
-        VolumeGate.of({ hit: () => Effect.sync(() => ({ bucketed: true, switched: calls++ === 0 })) })
+        VolumeGate.of({ hit: () => Effect.sync(() => ({ bucketed: true, switched: calls++ === 0 })) }) // the shared store says: on
       )
     )
     const s = await makeServer({ ...config(), store: undefined }, { port: 0, store, worker: false, log: () => {} })
     try {
       const send = (issueId: unknown) =>
         call(s.url, path(VALID), { body: JSON.stringify({ changelog: { id: 1 }, issue: { id: issueId } }) })
+      // the gateway counts in memory and learns the store's shared verdict when it adds its counts (every second)
+      expect((await send("10042")).status).toBe(202)
+      await new Promise((resolve) => setTimeout(resolve, 1_300))
       expect((await send("10042")).status).toBe(202)
       expect((await send(7)).status).toBe(202)
       expect((await send("not a number")).status).toBe(202)

@@ -25,9 +25,10 @@ import {
   RegionClient,
   RegionDirectory,
   StoreHealth,
-  VolumeGate
+  VolumeGate,
+  VolumeGates
 } from "@cellgate/core"
-import type { DeadLetter, Lease, MailboxInfo, StoredPayload, VolumePolicy, VolumeVerdict } from "@cellgate/core"
+import type { DeadLetter, Lease, MailboxInfo, StoredPayload } from "@cellgate/core"
 import { Context, Effect, Layer, Option } from "effect"
 
 interface DirectoryState {
@@ -116,46 +117,19 @@ export const directoryLayer = (
  * @category layers
  */
 export const volumeGateLayer: Layer.Layer<VolumeGate> = Layer.sync(VolumeGate, () => {
-  const counters = new Map<string, { window: number; count: number; bucketedUntil: number | null }>()
+  const counters = new Map<string, VolumeGates.VolumeCounter>()
   return VolumeGate.of({
-    hit: (key, now, policy) => Effect.sync(() => volumeHit(counters, key, now, policy))
+    hit: (key, now, policy, count) => Effect.sync(() => volumeHit(counters, key, now, policy, count))
   })
 })
 
 /**
- * The gate's rule, shared with the SQL stores so that all answer alike: a fixed window of `windowMs`; more than
- * `limit` hits in one window turns bucketing on until `now + holdMs`; `switched` is true on the hit where the state
- * changed (on, or off once the hold has run out).
+ * The rule of the volume gate (re-exported from the core).
  *
  * @since 0.1.0
  * @category utils
  */
-export const volumeHit = (
-  counters: Map<string, { window: number; count: number; bucketedUntil: number | null }>,
-  key: string,
-  now: number,
-  policy: VolumePolicy
-): VolumeVerdict => {
-  const window = Math.floor(now / policy.windowMs)
-  const state = counters.get(key) ?? { window, count: 0, bucketedUntil: null }
-  if (state.window !== window) {
-    state.window = window
-    state.count = 0
-  }
-  state.count += 1
-  counters.set(key, state)
-  let switched = false
-  if (state.bucketedUntil !== null && state.bucketedUntil <= now) {
-    state.bucketedUntil = null
-    switched = true
-  }
-  if (state.bucketedUntil !== null) return { bucketed: true, switched: false }
-  if (state.count > policy.limit) {
-    state.bucketedUntil = now + policy.holdMs
-    return { bucketed: true, switched: !switched }
-  }
-  return { bucketed: false, switched }
-}
+export const volumeHit = VolumeGates.volumeHit
 
 interface MailboxRow {
   region: string

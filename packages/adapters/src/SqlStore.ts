@@ -339,13 +339,14 @@ const makeVolumeGate = (sql: SqlClient.SqlClient) =>
   VolumeGate.of({
     // One UPSERT (atomic on both dialects, row-locked on PostgreSQL): the rule of `Memory.volumeHit`. Every SET
     // expression reads the old row; `switched` is stored so that RETURNING can report it.
-    hit: (key, now, policy) => {
+    hit: (key, now, policy, count = 1) => {
       const window = Math.floor(now / policy.windowMs)
       const until = now + policy.holdMs
-      const firstBucketed = 1 > policy.limit
-      const hits = sql`(CASE WHEN volume_counters.window_index = ${window} THEN volume_counters.hits + 1 ELSE 1 END)`
+      const firstBucketed = count > policy.limit
+      const hits =
+        sql`(CASE WHEN volume_counters.window_index = ${window} THEN volume_counters.hits + ${count} ELSE ${count} END)`
       return sql`INSERT INTO volume_counters (key, window_index, hits, bucketed_until, switched)
-        VALUES (${key}, ${window}, 1, ${firstBucketed ? until : null}, ${firstBucketed ? 1 : 0})
+        VALUES (${key}, ${window}, ${count}, ${firstBucketed ? until : null}, ${firstBucketed ? 1 : 0})
         ON CONFLICT (key) DO UPDATE SET
           window_index = ${window},
           hits = ${hits},

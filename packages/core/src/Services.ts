@@ -57,9 +57,14 @@ export class VolumeGate extends Context.Tag("@cellgate/core/VolumeGate")<VolumeG
   /**
    * Counts one webhook for `key` at `now` (epoch ms) and tells whether bucketing is on: once more than `limit`
    * webhooks arrive in one fixed window of `windowMs`, bucketing stays on for `holdMs`. `switched` is true on the
-   * call that turned it on.
+   * call that turned it on. `count` (default 1) counts several webhooks at once (see `bufferedVolumeGate`).
    */
-  readonly hit: (key: string, now: number, policy: VolumePolicy) => Effect.Effect<VolumeVerdict, StoreUnavailable>
+  readonly hit: (
+    key: string,
+    now: number,
+    policy: VolumePolicy,
+    count?: number
+  ) => Effect.Effect<VolumeVerdict, StoreUnavailable>
 }>() {}
 
 /**

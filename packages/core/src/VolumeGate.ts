@@ -1,0 +1,119 @@
+/**
+ * The volume gate's rule (ROUTING.md §4: more than `limit` webhooks of one key in a fixed window turns bucketing on
+ * for `holdMs`), and `buffered`, which keeps the store's shared counter off the hot path.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Layer } from "effect"
+import type { VolumePolicy, VolumeVerdict } from "./Services.js"
+import { VolumeGate } from "./Services.js"
+
+/**
+ * The counter of one key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VolumeCounter {
+  window: number
+  count: number
+  bucketedUntil: number | null
+}
+
+/**
+ * The rule every store applies, on a map of counters: a fixed window of `windowMs`; more than `limit` hits in one
+ * window turns bucketing on until `now + holdMs`; `switched` is true on the hit where the state changed (on, or off
+ * once the hold has run out).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const volumeHit = (
+  counters: Map<string, VolumeCounter>,
+  key: string,
+  now: number,
+  policy: VolumePolicy,
+  hits = 1
+): VolumeVerdict => {
+  const window = Math.floor(now / policy.windowMs)
+  const state = counters.get(key) ?? { window, count: 0, bucketedUntil: null }
+  if (state.window !== window) {
+    state.window = window
+    state.count = 0
+  }
+  state.count += hits
+  counters.set(key, state)
+  let switched = false
+  if (state.bucketedUntil !== null && state.bucketedUntil <= now) {
+    state.bucketedUntil = null
+    switched = true
+  }
+  if (state.bucketedUntil !== null) return { bucketed: true, switched: false }
+  if (state.count > policy.limit) {
+    state.bucketedUntil = now + policy.holdMs
+    return { bucketed: true, switched: !switched }
+  }
+  return { bucketed: false, switched }
+}
+
+/**
+ * Wraps the store's `VolumeGate` so that a webhook costs no store write: hits are counted in memory (the same rule,
+ * so one process alone switches at exactly the same webhook) and added to the store's shared counter once every
+ * `flushIntervalMs` (default 1 s) in one write per key. When the store reports bucketing on (another process pushed
+ * the shared count over the limit), this process follows from then on. The price: processes see each other's traffic
+ * up to one interval late, and a crash forgets at most one interval of counts — neither loses a webhook.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const buffered = (
+  options: { readonly flushIntervalMs?: number } = {}
+): Layer.Layer<VolumeGate, never, VolumeGate> =>
+  Layer.scoped(
+    VolumeGate,
+    Effect.gen(function*() {
+      const store = yield* VolumeGate
+      const counters = new Map<string, VolumeCounter>()
+      const pending = new Map<string, { hits: number; policy: VolumePolicy }>()
+      const learned = new Set<string>()
+
+      const flush = Effect.gen(function*() {
+        if (pending.size === 0) return
+        const now = yield* Clock.currentTimeMillis
+        const batch = Array.from(pending)
+        pending.clear()
+        for (const [key, { hits, policy }] of batch) {
+          const verdict = yield* Effect.either(store.hit(key, now, policy, hits))
+          if (verdict._tag === "Left") {
+            const again = pending.get(key)
+            pending.set(key, { hits: hits + (again?.hits ?? 0), policy })
+            yield* Effect.logWarning("volume counter not saved; will retry").pipe(Effect.annotateLogs("key", key))
+            continue
+          }
+          const local = counters.get(key)
+          if (
+            verdict.right.bucketed && local !== undefined &&
+            (local.bucketedUntil === null || local.bucketedUntil <= now)
+          ) {
+            local.bucketedUntil = now + policy.holdMs
+            learned.add(key)
+          }
+        }
+      })
+
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(options.flushIntervalMs ?? 1_000), flush)))
+      yield* Effect.addFinalizer(() => flush)
+
+      return VolumeGate.of({
+        hit: (key, now, policy, count = 1) =>
+          Effect.sync(() => {
+            const p = pending.get(key)
+            if (p === undefined) pending.set(key, { hits: count, policy })
+            else p.hits += count
+            const verdict = volumeHit(counters, key, now, policy, count)
+            if (learned.delete(key) && verdict.bucketed) return { bucketed: true, switched: true }
+            return verdict
+          })
+      })
+    })
+  )
