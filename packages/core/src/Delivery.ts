@@ -327,7 +327,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   ) {
     yield* outbox.deadLetter(lease(now), p.id, { reason, lastStatus, lastBody })
     deadLettered++
-    yield* Metric.increment(Metrics.deliveriesTotal(p.region, "dead_letter"))
+    yield* Metrics.deliveriesTotal.update(1, p.region, "dead_letter")
     yield* Effect.logWarning("delivery dead-lettered").pipe(
       Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, reason, last_status: lastStatus })
     )
@@ -353,7 +353,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     const nextAttemptAt = now + delay
     yield* outbox.retry(lease(now), p.id, { nextAttemptAt, error })
     retried++
-    yield* Metric.increment(Metrics.deliveriesTotal(p.region, "retry"))
+    yield* Metrics.deliveriesTotal.update(1, p.region, "retry")
     yield* Effect.logInfo("delivery retry").pipe(
       Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, attempts, error, next_in_ms: delay })
     )
@@ -387,14 +387,14 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       Effect.either
     )
     const end = yield* Clock.currentTimeMillis
-    yield* Metric.update(Metrics.deliverySeconds(region.name), (end - now) / 1000)
+    yield* Metrics.deliverySeconds.update((end - now) / 1000, region.name)
     if (answer._tag === "Left") return yield* failed(p, answer.left.message, null, null, Option.none())
     const response: RegionResponse = answer.right
     switch (classify(response.status)) {
       case "ok": {
         yield* outbox.complete(lease(end), p.id)
         delivered++
-        yield* Metric.increment(Metrics.deliveriesTotal(p.region, "ok"))
+        yield* Metrics.deliveriesTotal.update(1, p.region, "ok")
         return { _tag: "Gone" } as Step
       }
       case "permanent":

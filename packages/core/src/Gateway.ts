@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Metric, Option } from "effect"
+import { Clock, Context, Effect, Option } from "effect"
 import { wake as wakeDelivery } from "./Delivery.js"
 import type { Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
 import { control } from "./Domain.js"
@@ -192,7 +192,7 @@ export const enqueue = Effect.fnUntraced(function*(
   yield* outbox.enqueue(payloads)
   yield* wakeDelivery
   const end = yield* Clock.currentTimeMillis
-  yield* Metric.update(Metrics.enqueueSeconds, (end - start) / 1000)
+  yield* Metrics.enqueueSeconds.update((end - start) / 1000)
 })
 
 const respondTo = (
@@ -238,11 +238,12 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
     }
     const provider = outcome?.provider ?? "control"
     const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
-    yield* Metric.increment(Metrics.decisionsTotal(provider, kind))
-    yield* Metric.increment(Metrics.requestsTotal(provider, String(response.status)))
+    yield* Metrics.decisionsTotal.update(1, provider, kind)
+    yield* Metrics.requestsTotal.update(1, provider, String(response.status))
     const now = yield* Clock.currentTimeMillis
     const registry = yield* ProviderRegistry
-    yield* Effect.logInfo("webhook").pipe(Effect.annotateLogs({
+    // the fields are a second message part, not annotations: annotating would update the fiber's log context
+    yield* Effect.logInfo("webhook", {
       provider,
       decision: kind,
       reason: outcome?.reason ?? (routed._tag === "Left" ? routed.left._tag : ""),
@@ -252,7 +253,7 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
       mailboxes: outcome?.decision._tag === "Enqueue" ? outcome.decision.targets.map((t) => t.mailbox) : [],
       integration_id: outcome?.integration?.id ?? null,
       latency_ms: now - request.receivedAt
-    }))
+    })
     return response
   })
 

@@ -4,26 +4,9 @@
  *
  * @since 0.1.0
  */
-import type { Effect } from "effect"
-import { Metric, MetricBoundaries } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
 
-const memo = <M>(make: (labels: ReadonlyArray<string>) => M) => {
-  const cache = new Map<string, M>()
-  return (...labels: ReadonlyArray<string>): M => {
-    const key = labels.join("\u0000")
-    let m = cache.get(key)
-    if (m === undefined) {
-      m = make(labels)
-      cache.set(key, m)
-    }
-    return m
-  }
-}
-
-const tagged = <M extends Metric.Metric<any, any, any>>(base: M, names: ReadonlyArray<string>) =>
-  memo((labels) => names.reduce<M>((m, name, i) => Metric.tagged(m, name, labels[i] ?? "") as M, base))
-
-const secondsBoundaries = MetricBoundaries.fromIterable([
+const secondsBoundaries: MetricBoundaries.MetricBoundaries = MetricBoundaries.fromIterable([
   0.0005,
   0.001,
   0.0025,
@@ -41,39 +24,69 @@ const secondsBoundaries = MetricBoundaries.fromIterable([
   30
 ])
 
+/**
+ * A metric with labels: called with the label values it gives the tagged `Metric` (for `Metric.value` and the
+ * like); `update(value, ...labels)` records through the metric's registry hook, looked up once per label values —
+ * Effect's `Metric.increment` on a tagged metric rebuilds and hashes the full key on every update.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Family<M> {
+  (...labels: ReadonlyArray<string>): M
+  readonly update: (value: number, ...labels: ReadonlyArray<string>) => Effect.Effect<void>
+}
+
+const family = <M extends Metric.Metric<any, any, any>>(
+  base: M,
+  baseKey: MetricKey.MetricKey<any>,
+  names: ReadonlyArray<string>
+): Family<M> => {
+  const cache = new Map<string, { readonly metric: M; readonly hook: { update: (value: number) => void } }>()
+  const entry = (labels: ReadonlyArray<string>) => {
+    const id = labels.join("\u0000")
+    let e = cache.get(id)
+    if (e === undefined) {
+      const metric = names.reduce<M>((m, name, i) => Metric.tagged(m, name, labels[i] ?? "") as M, base)
+      const key = names.reduce((k, name, i) => MetricKey.tagged(k, name, labels[i] ?? ""), baseKey)
+      e = { metric, hook: Metric.globalMetricRegistry.get(key) as { update: (value: number) => void } }
+      cache.set(id, e)
+    }
+    return e
+  }
+  return Object.assign((...labels: ReadonlyArray<string>) => entry(labels).metric, {
+    update: (value: number, ...labels: ReadonlyArray<string>) => Effect.sync(() => entry(labels).hook.update(value))
+  })
+}
+
+const counter = (name: string, names: ReadonlyArray<string>) =>
+  family(
+    Metric.counter(name, { incremental: true }),
+    MetricKey.counter(name, { incremental: true }),
+    names
+  )
+const histogram = (name: string, names: ReadonlyArray<string>) =>
+  family(Metric.histogram(name, secondsBoundaries), MetricKey.histogram(name, secondsBoundaries), names)
+const gauge = (name: string, names: ReadonlyArray<string>) => family(Metric.gauge(name), MetricKey.gauge(name), names)
+
 /** @since 0.1.0 */
-export const requestsTotal = tagged(Metric.counter("cellgate_requests_total", { incremental: true }), [
-  "provider",
-  "status"
-])
+export const requestsTotal = counter("cellgate_requests_total", ["provider", "status"])
 /** @since 0.1.0 */
-export const decisionsTotal = tagged(Metric.counter("cellgate_decisions_total", { incremental: true }), [
-  "provider",
-  "kind"
-])
+export const decisionsTotal = counter("cellgate_decisions_total", ["provider", "kind"])
 /** @since 0.1.0 */
-export const droppedTotal = tagged(Metric.counter("cellgate_dropped_total", { incremental: true }), [
-  "provider",
-  "reason"
-])
+export const droppedTotal = counter("cellgate_dropped_total", ["provider", "reason"])
 /** @since 0.1.0 */
-export const enqueueSeconds = Metric.histogram("cellgate_enqueue_seconds", secondsBoundaries)
+export const enqueueSeconds = histogram("cellgate_enqueue_seconds", [])
 /** @since 0.1.0 */
-export const outboxDepth = tagged(Metric.gauge("cellgate_outbox_depth"), ["region"])
+export const outboxDepth = gauge("cellgate_outbox_depth", ["region"])
 /** @since 0.1.0 */
-export const outboxOldestAgeSeconds = tagged(Metric.gauge("cellgate_outbox_oldest_age_seconds"), ["region"])
+export const outboxOldestAgeSeconds = gauge("cellgate_outbox_oldest_age_seconds", ["region"])
 /** @since 0.1.0 */
-export const deliveriesTotal = tagged(Metric.counter("cellgate_deliveries_total", { incremental: true }), [
-  "region",
-  "outcome"
-])
+export const deliveriesTotal = counter("cellgate_deliveries_total", ["region", "outcome"])
 /** @since 0.1.0 */
-export const deliverySeconds = tagged(Metric.histogram("cellgate_delivery_seconds", secondsBoundaries), ["region"])
+export const deliverySeconds = histogram("cellgate_delivery_seconds", ["region"])
 /** @since 0.1.0 */
-export const orderingRelaxedTotal = tagged(
-  Metric.counter("cellgate_ordering_relaxed_total", { incremental: true }),
-  ["reason"]
-)
+export const orderingRelaxedTotal = counter("cellgate_ordering_relaxed_total", ["reason"])
 
 /**
  * Adds one to a counter.
@@ -87,9 +100,9 @@ export const increment = (counter: Metric.Metric.Counter<number>): Effect.Effect
  *
  * @since 0.1.0
  */
-export const countDropped = (provider: string, reason: string) => increment(droppedTotal(provider, reason))
+export const countDropped = (provider: string, reason: string) => droppedTotal.update(1, provider, reason)
 
 /**
  * @since 0.1.0
  */
-export const countRelaxed = (reason: "bucketing_switch" | "skip_on_failure") => increment(orderingRelaxedTotal(reason))
+export const countRelaxed = (reason: "bucketing_switch" | "skip_on_failure") => orderingRelaxedTotal.update(1, reason)

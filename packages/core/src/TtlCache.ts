@@ -34,6 +34,10 @@ export class TtlCache<K, V> {
     this.entries.set(key, { value, expiresAt })
   }
 
+  clear(): void {
+    this.entries.clear()
+  }
+
   get size(): number {
     return this.entries.size
   }

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as Delivery from "./Delivery.js"
+export * as DirectoryCache from "./DirectoryCache.js"
 export * from "./Domain.js"
 export * from "./Errors.js"
 export * from "./Forwarding.js"

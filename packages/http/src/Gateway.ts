@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { ControlHandler, ProviderRegistry, ProviderSecrets, RegionClient, StoreUnavailable } from "@cellgate/core"
-import { Delivery, DirectoryStore, VolumeGates } from "@cellgate/core"
+import { Delivery, DirectoryCache, DirectoryStore, VolumeGates } from "@cellgate/core"
 import type { Scope } from "effect"
 import type { Context } from "effect"
 import { Effect, Either, Exit, Layer, Scope as ScopeModule } from "effect"
@@ -68,8 +68,13 @@ export const start = (
 ): Effect.Effect<Gateway, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
   Effect.gen(function*() {
     const rawStore = options.store ?? storeLayer(config.store)
-    // the volume counter is shared through the store but kept off the request path (one write per key a second)
-    const store = Layer.merge(rawStore, VolumeGates.buffered().pipe(Layer.provide(rawStore)))
+    // the request path reads the directory through a short-lived cache, and the volume counter is shared through
+    // the store but kept off the request path (one write per key a second)
+    const store = Layer.mergeAll(
+      rawStore,
+      VolumeGates.buffered().pipe(Layer.provide(rawStore)),
+      DirectoryCache.layer().pipe(Layer.provide(rawStore))
+    )
     const context = yield* Layer.build(
       Layer.mergeAll(gatewayLayer(config, options), Delivery.wakeLayer, Worker.settingsLayer(config)).pipe(
         Layer.provideMerge(store)

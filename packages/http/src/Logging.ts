@@ -7,6 +7,7 @@
  */
 import type { Layer } from "effect"
 import { Cause, HashMap, Inspectable, Logger, Redacted } from "effect"
+import * as Fs from "node:fs"
 
 const SECRET_HEADERS =
   /^(authorization|x-gitlab-token|shared-secret|x-hub-signature.*|x-slack-signature|x-cellgate-signature|proxy-authorization|cookie|webhooksecret|sharedsecret|secret|token)$/i
@@ -76,13 +77,58 @@ export const makeSink = (out: (line: string) => void): LogSink => {
  * @since 0.1.0
  * @category constructors
  */
-export const stdoutSink: LogSink = makeSink((line) => {
-  process.stdout.write(line + "\n")
-})
+export const stdoutSink: LogSink = makeSink(batched((text) => process.stdout.write(text)))
 
-const messageText = (message: unknown): string => {
+/**
+ * Joins the lines written in one turn of the event loop into one write (stdout on a pipe is synchronous on Linux:
+ * one write per log line would put a system call on every request). Whatever is pending is written synchronously
+ * when the process exits.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export function batched(write: (text: string) => void, fd = 1): (line: string) => void {
+  let pending: Array<string> = []
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (pending.length === 0) return
+    const text = pending.join("\n") + "\n"
+    pending = []
+    write(text)
+  }
+  process.once("exit", () => {
+    if (pending.length === 0) return
+    try {
+      Fs.writeSync(fd, pending.join("\n") + "\n")
+    } catch {
+      // stdout gone: nothing to do
+    }
+    pending = []
+  })
+  return (line) => {
+    pending.push(line)
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
+  }
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype
+
+/** The text parts of a message; a plain object after the first part is a set of fields of the line. */
+const messageText = (message: unknown, entry: Record<string, unknown>): string => {
   const parts = Array.isArray(message) ? message : [message]
-  return parts.map((p) => (typeof p === "string" ? p : Inspectable.toStringUnknown(redact(p), 0))).join(" ")
+  const texts: Array<string> = []
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]
+    if (i > 0 && isPlainObject(p)) {
+      for (const k in p) entry[k] = isSecretName(k) ? "<redacted>" : redact(p[k])
+    } else texts.push(typeof p === "string" ? p : Inspectable.toStringUnknown(redact(p), 0))
+  }
+  return texts.join(" ")
 }
 
 /**
@@ -96,8 +142,9 @@ export const jsonLogger = (sink: LogSink): Logger.Logger<unknown, void> =>
     const entry: Record<string, unknown> = {
       time: date.toISOString(),
       level: logLevel.label.toLowerCase(),
-      message: messageText(message)
+      message: ""
     }
+    entry.message = messageText(message, entry)
     if (HashMap.size(annotations) > 0) {
       for (const [k, v] of annotations) entry[k] = isSecretName(k) ? "<redacted>" : redact(v)
     }

@@ -125,7 +125,7 @@ export const make = (options: Options = {}): Provider => {
   const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string) {
     const found = yield* integrationFor(token).pipe(Effect.either)
     if (found._tag === "Left") {
-      yield* Effect.logInfo("jira_server.no_integration").pipe(Effect.annotateLogs("error", found.left.reason))
+      yield* Effect.logInfo("jira_server.no_integration", { error: found.left.reason })
       return outcome(respond(200, found.left.reason), null)
     }
     const integration = found.right
@@ -141,7 +141,7 @@ export const make = (options: Options = {}): Provider => {
     }
     const data = parseJsonObject(request.body)
     if (!isTruthy(data.changelog)) {
-      yield* Effect.logInfo("missing-changelog").pipe(Effect.annotateLogs("integration_id", integration.id))
+      yield* Effect.logInfo("missing-changelog", { integration_id: integration.id })
       return { ...base, decision: respond(200, "missing-changelog"), reason: "missing-changelog" }
     }
     const now = yield* Clock.currentTimeMillis
