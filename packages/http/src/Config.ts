@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Directory } from "@cellgate/core"
+import { Delivery, Directory } from "@cellgate/core"
 import type { Redacted } from "effect"
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import * as Fs from "node:fs"
@@ -66,26 +66,32 @@ export type StoreConfig = typeof StoreConfig.Type
 const nonNegative = Schema.Number.pipe(Schema.nonNegative())
 const positiveInt = Schema.Int.pipe(Schema.positive())
 
+const deliveryDefaults = Delivery.defaultDeliveryConfig
+
 /**
- * The `delivery` section (the worker's settings).
+ * The `delivery` section (the worker's settings; defaults from core's `Delivery.defaultDeliveryConfig`).
  *
  * @since 0.1.0
  * @category models
  */
 export const DeliveryConfig = Schema.Struct({
-  pollIntervalMs: Schema.optionalWith(positiveInt, { default: () => 500 }),
-  requestTimeoutMs: Schema.optionalWith(positiveInt, { default: () => 12_000 }),
-  maxAttempts: Schema.optionalWith(positiveInt, { default: () => 10 }),
-  backoffBaseMs: Schema.optionalWith(nonNegative, { default: () => 180_000 }),
-  backoffRate: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 1.4 }),
-  backoffMaxMs: Schema.optionalWith(nonNegative, { default: () => 3_600_000 }),
-  jitter: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1 }),
-  retryAfterMaxMs: Schema.optionalWith(nonNegative, { default: () => 3_600_000 }),
-  maxAgeMs: Schema.optionalWith(positiveInt, { default: () => 259_200_000 }),
-  skipOnFailureProviders: Schema.optionalWith(Schema.Array(Schema.String), { default: () => ["github"] }),
-  concurrency: Schema.optionalWith(positiveInt, { default: () => 16 }),
-  leaseMs: Schema.optionalWith(positiveInt, { default: () => 30_000 }),
-  claimBatch: Schema.optionalWith(positiveInt, { default: () => 32 })
+  pollIntervalMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.pollIntervalMs }),
+  requestTimeoutMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.requestTimeoutMs }),
+  maxAttempts: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAttempts }),
+  backoffBaseMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.backoffBaseMs }),
+  backoffRate: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)), {
+    default: () => deliveryDefaults.backoffRate
+  }),
+  backoffMaxMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.backoffMaxMs }),
+  jitter: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => deliveryDefaults.jitter }),
+  retryAfterMaxMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.retryAfterMaxMs }),
+  maxAgeMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAgeMs }),
+  skipOnFailureProviders: Schema.optionalWith(Schema.Array(Schema.String), {
+    default: () => deliveryDefaults.skipOnFailureProviders
+  }),
+  concurrency: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.concurrency }),
+  leaseMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.leaseMs }),
+  claimBatch: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.claimBatch })
 })
 /**
  * @since 0.1.0
