@@ -18,6 +18,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
+    memory: { type: "boolean", default: false },
     out: { type: "string" }
   }
 })
@@ -100,17 +101,35 @@ const rss = (pid) => {
 }
 
 // ---- load ----
-const load = (url, path, seconds) =>
+const loadOne = (url, path, seconds, amount, connections) =>
   new Promise((done, fail) => {
     autocannon({
       url: url + path,
       method: "POST",
       headers: { "content-type": "application/json" },
       body,
-      connections: CONNECTIONS,
-      duration: seconds
+      connections,
+      ...(amount === undefined ? { duration: seconds } : { amount })
     }, (err, result) => (err ? fail(err) : done(result)))
   })
+
+/** Load on one server, or split evenly over several (two gateway processes): rates add up, latencies are the worst. */
+const load = async (urls, path, seconds, amount) => {
+  const list = Array.isArray(urls) ? urls : [urls]
+  const results = await Promise.all(
+    list.map((u) => loadOne(u, path, seconds, amount && amount / list.length, CONNECTIONS / list.length))
+  )
+  return {
+    requests: { average: results.reduce((a, r) => a + r.requests.average, 0) },
+    latency: {
+      p99: Math.max(...results.map((r) => r.latency.p99)),
+      p50: Math.max(...results.map((r) => r.latency.p50))
+    },
+    non2xx: results.reduce((a, r) => a + r.non2xx, 0),
+    errors: results.reduce((a, r) => a + r.errors, 0),
+    timeouts: results.reduce((a, r) => a + r.timeouts, 0)
+  }
+}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -150,11 +169,11 @@ const peerServer = (synchronous) =>
     synchronous
   ], { cwd: peerDir })
 
-const cellgateServer = (store, extra = {}) => {
+const cellgateServer = (store, extra = {}, importDirectory = true) => {
   const config = {
     server: { host: "127.0.0.1", port: 0 },
     store,
-    directory,
+    ...(importDirectory ? { directory } : {}),
     ...extra
   }
   const file = join(work, `cellgate-${Math.random().toString(36).slice(2)}.json`)
@@ -196,20 +215,26 @@ comparisons.push({
     ["cellgate (invalid token)", () => cellgateServer(sqlite("normal")), jiraPath(badToken)]
   ]
 })
+// PostgreSQL: a fresh database per run (cellgate_bench), so that the outbox starts empty
+const pgAdmin = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const postgres = { kind: "postgres", url: pgAdmin.replace(/\/[^/]*$/, "/cellgate_bench") }
+const freshPostgres = () => {
+  for (const sql of ["DROP DATABASE IF EXISTS cellgate_bench WITH (FORCE)", "CREATE DATABASE cellgate_bench"]) {
+    execFileSync("psql", [pgAdmin, "-q", "-c", sql], { stdio: "ignore" })
+  }
+}
 if (!QUICK) {
   comparisons.push({
-    title: "Jira Server → 202 on PostgreSQL, one gateway process",
+    title: "Jira Server → 202 on PostgreSQL, one and two gateway processes",
     members: [
       ...(peerAvailable ? [["peer (Fastify, NORMAL)", () => peerServer("NORMAL"), jiraPath(token)]] : []),
-      [
-        "cellgate (PostgreSQL)",
-        () =>
-          cellgateServer({
-            kind: "postgres",
-            url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-          }),
-        jiraPath(token)
-      ]
+      ["cellgate (PostgreSQL, 1 process)", () => (freshPostgres(), cellgateServer(postgres)), jiraPath(token)],
+      ["cellgate (PostgreSQL, 2 processes)", async () => {
+        freshPostgres()
+        const a = await cellgateServer(postgres)
+        const b = await cellgateServer(postgres, {}, false)
+        return { url: [a.url, b.url], child: a.child, stop: () => Promise.all([a.stop(), b.stop()]) }
+      }, jiraPath(token)]
     ]
   })
 }
@@ -250,6 +275,36 @@ for (const comparison of comparisons) {
   results.push({ title: comparison.title, rows })
 }
 
+// ---- memory: RSS of cellgate (scenario 3, NORMAL) over one million webhooks ----
+let memoryReport = ""
+if (args.memory || (!QUICK && !args.only)) {
+  console.error("\n== memory: one million webhooks through cellgate (NORMAL)")
+  const server = await cellgateServer(sqlite("normal"))
+  const rows = []
+  let sent = 0
+  for (const amount of [300_000, 300_000, 300_000, 100_000]) {
+    const r = await load(server.url, jiraPath(token), 0, amount)
+    sent += amount
+    rows.push({
+      sent,
+      rssMb: rss(server.child.pid),
+      rps: r.requests.average,
+      non2xx: r.non2xx,
+      errors: r.errors + r.timeouts
+    })
+    console.error(
+      `  after ${sent}: RSS ${rss(server.child.pid).toFixed(0)} MB, ${Math.round(r.requests.average)} req/s`
+    )
+  }
+  await server.stop()
+  memoryReport =
+    `\n### Memory: RSS of cellgate after N webhooks (scenario 3, NORMAL, no worker)\n\n| webhooks | RSS MB | req/s in the step | non-2xx | errors |\n|---|---|---|---|---|\n`
+  for (const r of rows) {
+    memoryReport += `| ${r.sent} | ${r.rssMb.toFixed(0)} | ${Math.round(r.rps)} | ${r.non2xx} | ${r.errors} |\n`
+  }
+  memoryReport += `\nGrowth between 600 000 and 900 000: ${(rows[2].rssMb - rows[1].rssMb).toFixed(1)} MB.\n`
+}
+
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "—")
 let report = `Benchmarks — ${new Date().toISOString()} — node ${process.version} — ${
   QUICK ? "quick" : "full"
@@ -264,6 +319,7 @@ for (const { rows, title } of results) {
     } | ${r.non2xx} | ${r.errors} | ${fmt(r.rssMb)} |\n`
   }
 }
+report += memoryReport
 console.log(report)
 if (args.out) writeFileSync(args.out, report)
 process.exit(0)
