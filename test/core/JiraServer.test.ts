@@ -268,6 +268,27 @@ describe("Jira Server issue-updated", () => {
       assert.isTrue(after.reason.startsWith("Could not validate JWT"))
     }).pipe(Effect.provide(TestLive())))
 
+  it.effect("a rejected token is remembered for the same short time: a new integration is found after the TTL", () =>
+    Effect.gen(function*() {
+      const token = yield* hs256({ id: "newcomer" })
+      assert.strictEqual((yield* post(token)).status, 200)
+      const store = yield* DirectoryStore
+      yield* store.importDirectory(directory({
+        ...directoryJson,
+        integrations: [...directoryJson.integrations, {
+          id: 20,
+          provider: "jira_server",
+          externalId: "newcomer",
+          metadata: { webhookSecret: SECRET }
+        }],
+        organizationIntegrations: [...directoryJson.organizationIntegrations, { organizationId: 1, integrationId: 20 }]
+      }))
+      const cached = yield* routeWebhook(request(path(token), { body: statusBody }))
+      assert.strictEqual(cached.reason, "Could not find integration for token")
+      yield* TestClock.adjust("11 seconds")
+      assert.strictEqual((yield* post(token)).status, 202)
+    }).pipe(Effect.provide(TestLive())))
+
   describe("paths", () => {
     const controlPaths = [
       `/extensions/jira-server/issue-updated/${vector.valid_token}`,

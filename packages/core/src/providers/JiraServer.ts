@@ -96,8 +96,12 @@ export const mailboxName = (region: string, integrationId: number, bucket: numbe
  * @category models
  */
 export interface Options {
-  /** How long a verified token is trusted without checking it again (default 10 s). */
+  /**
+   * How long a token's verdict is reused without checking it again (default 10 s): a verified token's integration,
+   * or a rejected token's reason. Never past the token's own `exp`.
+   */
   readonly tokenCacheTtlMs?: number
+  /** Entries in each of the two caches, verified and rejected (default 10 000; the oldest entry makes room). */
   readonly tokenCacheCapacity?: number
 }
 
@@ -110,15 +114,21 @@ const TOKEN_ROUTE = /^issue-updated\/([^/]+)\/$/
  * @category constructors
  */
 export const make = (options: Options = {}): Provider => {
-  const cache = new TtlCache<string, Integration>(options.tokenCacheCapacity ?? 10_000)
+  // two caches, so that a flood of bad tokens cannot push the good ones out
+  const verified = new TtlCache<string, Integration>(options.tokenCacheCapacity ?? 10_000)
+  const rejected = new TtlCache<string, InvalidToken>(options.tokenCacheCapacity ?? 10_000)
   const ttl = options.tokenCacheTtlMs ?? 10_000
 
   const integrationFor = Effect.fnUntraced(function*(token: string) {
     const now = yield* Clock.currentTimeMillis
-    const cached = cache.get(token, now)
-    if (cached !== undefined) return cached
-    const { expiresAt, integration } = yield* verifyToken(token)
-    cache.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
+    const known = verified.get(token, now)
+    if (known !== undefined) return known
+    const refused = rejected.get(token, now)
+    if (refused !== undefined) return yield* refused
+    const { expiresAt, integration } = yield* verifyToken(token).pipe(
+      Effect.tapError((error) => Effect.sync(() => rejected.set(token, error, now + ttl)))
+    )
+    verified.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
     return integration
   })
 
