@@ -6,6 +6,7 @@
  */
 import * as HttpRegionClient from "@cellgate/adapters/HttpRegionClient"
 import * as Memory from "@cellgate/adapters/Memory"
+import type * as SqlStoreModule from "@cellgate/adapters/SqlStore"
 import type {
   ControlHandler,
   DirectoryStore,
@@ -23,6 +24,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Config, StoreConfig } from "./Config.js"
 import * as Control from "./Control.js"
+import { OrphanSweep } from "./Orphans.js"
 
 /**
  * Everything a store provides.
@@ -73,8 +75,23 @@ const mkdirs = (dir: string) => {
   for (const d of missing.reverse()) Fs.mkdirSync(d)
 }
 
+/** The `SqlClient` that `SqlStore.sweepOrphans` runs on (without a direct dependency on `@effect/sql`). */
+type SqlClientService = Effect.Effect.Context<ReturnType<typeof SqlStoreModule.sweepOrphans>>
+
+/** `OrphanSweep` over the store's `SqlClient` (the SQL stores: the worker runs it, see `Orphans.ts`). */
+const orphanSweepLayer = (SqlStore: typeof SqlStoreModule): Layer.Layer<OrphanSweep, never, SqlClientService> =>
+  Layer.effect(
+    OrphanSweep,
+    Effect.map(Effect.context<SqlClientService>(), (context) => ({
+      enabled: true,
+      sweep: (now: number) => Effect.provide(SqlStore.sweepOrphans(now), context)
+    }))
+  )
+
 /**
- * The store of the `store` section: `Sqlite.layer` (the file's folder is created), `Postgres.layer`, or memory.
+ * The store of the `store` section: `Sqlite.layer` (the file's folder is created), `Postgres.layer`, or memory. The
+ * SQL stores also provide their `OrphanSweep` (a `Context.Reference`, so not in the type: the memory store's default
+ * sweeps nothing), which the delivery worker runs.
  *
  * @since 0.1.0
  * @category layers
@@ -94,8 +111,17 @@ export const storeLayer = (
           },
           catch: (cause) => new StoreUnavailable({ operation: `create the directory of ${path}`, cause })
         }).pipe(
-          Effect.zipRight(Effect.promise(() => import("@cellgate/adapters/Sqlite"))),
-          Effect.map((Sqlite) => Sqlite.layer({ path, synchronous: store.synchronous }))
+          Effect.zipRight(
+            Effect.promise(() =>
+              Promise.all([import("@cellgate/adapters/Sqlite"), import("@cellgate/adapters/SqlStore")])
+            )
+          ),
+          Effect.map(([Sqlite, SqlStore]) =>
+            Layer.provideMerge(
+              orphanSweepLayer(SqlStore),
+              Sqlite.layerWithSql({ path, synchronous: store.synchronous })
+            )
+          )
         )
       )
     }
@@ -103,8 +129,11 @@ export const storeLayer = (
       // loaded on demand: a command on another store does not pay for the driver
       return Layer.unwrapEffect(
         Effect.map(
-          Effect.promise(() => import("@cellgate/adapters/Postgres")),
-          (Postgres) => Postgres.layer({ url: store.url })
+          Effect.promise(() =>
+            Promise.all([import("@cellgate/adapters/Postgres"), import("@cellgate/adapters/SqlStore")])
+          ),
+          ([Postgres, SqlStore]) =>
+            Layer.provideMerge(orphanSweepLayer(SqlStore), Postgres.layerWithSql({ url: store.url }))
         )
       )
   }

@@ -10,6 +10,7 @@ import type { Scope } from "effect"
 import { Effect, Layer } from "effect"
 import * as Os from "node:os"
 import type { Config } from "./Config.js"
+import * as Orphans from "./Orphans.js"
 
 /**
  * `DeliverySettings` from the configuration's `delivery` section.
@@ -30,13 +31,19 @@ export const owner = (): string => `${Os.hostname()}:${process.pid}:${crypto.ran
 
 /**
  * Runs the drain loop until interrupted (interruption releases the leases it holds). A `DeliveryWake` in context
- * (the gateway's) makes each enqueue wake it at once.
+ * (the gateway's) makes each enqueue wake it at once. Beside it runs the store's orphan sweep (`Orphans.ts`: SQL
+ * stores, at start and then every 60 s; nothing on the memory store).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const run = (config: Config): Effect.Effect<never, never, Outbox | RegionClient | RegionDirectory> =>
-  Delivery.runWorker(owner()).pipe(Effect.provideService(Delivery.DeliverySettings, config.delivery))
+  Effect.scoped(
+    Effect.zipRight(
+      Effect.forkScoped(Orphans.sweepForever()),
+      Delivery.runWorker(owner()).pipe(Effect.provideService(Delivery.DeliverySettings, config.delivery))
+    )
+  )
 
 /**
  * Forks the worker into the current scope.
