@@ -18,7 +18,7 @@ import { ConfigError } from "./Config.js"
 import * as Demo from "./Demo.js"
 import * as Gateway from "./Gateway.js"
 import * as Logging from "./Logging.js"
-import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported } from "./Stores.js"
+import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported, withCaches } from "./Stores.js"
 import * as Worker from "./Worker.js"
 
 /**
@@ -93,7 +93,7 @@ const worker = Command.make("worker", { config: configOption }, ({ config: file 
       })
     }
     return yield* Worker.run(config).pipe(
-      Effect.provide(Layer.provideMerge(regionClientLayer, storeLayer(config.store)))
+      Effect.provide(Layer.provideMerge(regionClientLayer, withCaches(storeLayer(config.store))))
     )
   }).pipe(Effect.provide(Logging.layer(Logging.stdoutSink)))).pipe(
     Command.withDescription("run only the delivery worker (PostgreSQL store)")

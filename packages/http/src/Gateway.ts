@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { ControlHandler, ProviderRegistry, ProviderSecrets, RegionClient, StoreUnavailable } from "@cellgate/core"
-import { Delivery, DirectoryCache, DirectoryStore, VolumeGates } from "@cellgate/core"
+import { Delivery, DirectoryStore } from "@cellgate/core"
 import type { Scope } from "effect"
 import type { Context } from "effect"
 import { Effect, Either, Exit, Layer, Scope as ScopeModule } from "effect"
@@ -15,7 +15,7 @@ import * as Logging from "./Logging.js"
 import type { ListenError, RunningServer } from "./Server.js"
 import * as Server from "./Server.js"
 import type { GatewayOverrides, StoreNotSupported, StoreServices } from "./Stores.js"
-import { gatewayLayer, storeLayer } from "./Stores.js"
+import { gatewayLayer, storeLayer, withCaches } from "./Stores.js"
 import * as Worker from "./Worker.js"
 
 /**
@@ -67,14 +67,7 @@ export const start = (
   options: StartOptions = {}
 ): Effect.Effect<Gateway, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    const rawStore = options.store ?? storeLayer(config.store)
-    // the request path reads the directory through a short-lived cache, and the volume counter is shared through
-    // the store but kept off the request path (one write per key a second)
-    const store = Layer.mergeAll(
-      rawStore,
-      VolumeGates.buffered().pipe(Layer.provide(rawStore)),
-      DirectoryCache.layer().pipe(Layer.provide(rawStore))
-    )
+    const store = withCaches(options.store ?? storeLayer(config.store))
     const context = yield* Layer.build(
       Layer.mergeAll(gatewayLayer(config, options), Delivery.wakeLayer, Worker.settingsLayer(config)).pipe(
         Layer.provideMerge(store)

@@ -18,7 +18,16 @@ import type {
   RegionDirectory,
   VolumeGate
 } from "@cellgate/core"
-import { Directory, GatewaySettings, Providers, ProviderSecrets, StoreHealth, StoreUnavailable } from "@cellgate/core"
+import {
+  Directory,
+  DirectoryCache,
+  GatewaySettings,
+  Providers,
+  ProviderSecrets,
+  StoreHealth,
+  StoreUnavailable,
+  VolumeGates
+} from "@cellgate/core"
 import { Data, Effect, Layer, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -138,6 +147,21 @@ export const storeLayer = (
       )
   }
 }
+
+/**
+ * A store as the long-running processes use it: directory reads through a short-lived cache (`DirectoryCache`,
+ * cleared by an import through it), and the volume counter counted in memory and added to the store's shared
+ * counter once a second (`VolumeGates.buffered`), so that neither costs a store round trip per webhook.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const withCaches = <E>(store: Layer.Layer<StoreServices, E>): Layer.Layer<StoreServices, E> =>
+  Layer.mergeAll(
+    store,
+    VolumeGates.buffered().pipe(Layer.provide(store)),
+    DirectoryCache.layer().pipe(Layer.provide(store))
+  )
 
 /**
  * `RegionClient`: real HTTP to the regions (`HttpRegionClient` of `@cellgate/adapters`; no redirects, typed
