@@ -51,7 +51,7 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
     it.effect(name, () => TestServices.provideLive(Effect.suspend(self)))
 
   conformance(it, store())
-  sqlSuite(it, (onCommit) => store({ onCommit }))
+  sqlSuite(it, (onCommit, onOutcomeCommit) => store({ onCommit, onOutcomeCommit }))
 
   live(
     "race: enqueue in flight while the drained mailbox row is deleted — the row is kept",

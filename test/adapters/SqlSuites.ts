@@ -11,7 +11,8 @@ import type { Services } from "../support/Stores.js"
 import { payload } from "./Conformance.js"
 
 export type MakeStore<R> = (
-  onCommit: (info: SqlStore.CommitInfo) => void
+  onCommit: (info: SqlStore.CommitInfo) => void,
+  onOutcomeCommit?: (info: SqlStore.OutcomeCommitInfo) => void
 ) => Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable, R>
 
 const installTrigger = (condition: "all" | "poison") =>
@@ -110,6 +111,173 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
           assert.strictEqual(stored.has(`p:us:${i}`), !failed.includes(i), `request ${i}`)
         }
       }).pipe(Effect.ensuring(dropTrigger))
+    ))
+
+  const withOutcomes = <A, E>(
+    body: (commits: Array<SqlStore.OutcomeCommitInfo>) => Effect.Effect<A, E, Services | SqlClient.SqlClient>
+  ) => {
+    const commits: Array<SqlStore.OutcomeCommitInfo> = []
+    return body(commits).pipe(
+      Effect.provide(makeStore(() => {}, (info) => commits.push(info)))
+    ) as Effect.Effect<A, E | StoreUnavailable, R>
+  }
+
+  const dropDeadTrigger = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.onDialectOrElse({
+      pg: () => sql.unsafe(`DROP TRIGGER IF EXISTS cellgate_test_dead ON outbox_dead_letters`),
+      orElse: () => sql.unsafe(`DROP TRIGGER IF EXISTS cellgate_test_dead`)
+    })).pipe(Effect.orDie)
+
+  it.effect("outcome group commit: concurrent writes share transactions, each with its own lease answer", () =>
+    withOutcomes((commits) =>
+      Effect.gen(function*() {
+        const outbox = yield* Outbox
+        const boxes = Array.from({ length: 24 }, (_, i) => `o:us:${String(i).padStart(2, "0")}`)
+        // ids: mailbox i holds 3i+1, 3i+2, 3i+3
+        yield* outbox.enqueue(
+          boxes.flatMap((m, i) => [payload(m, 3 * i), payload(m, 3 * i + 1), payload(m, 3 * i + 2)])
+        )
+        assert.strictEqual((yield* outbox.claim({ owner: "w", now: 100, leaseMs: 100, limit: 100 })).length, 24)
+        const lease = (i: number) => ({ mailbox: boxes[i], owner: "w", now: 120 })
+        const first = (i: number) => 3 * i + 1
+        const writes = boxes.map((_, i) => {
+          switch (i % 8) {
+            case 0:
+              return outbox.complete(lease(i), first(i))
+            case 1:
+              return outbox.retry(lease(i), first(i), { nextAttemptAt: 500 + i, error: `HTTP 503 ${i}` })
+            case 2:
+              return outbox.deadLetter(lease(i), first(i), { reason: "permanent", lastStatus: 404, lastBody: "no" })
+            case 3: // wrong owner
+              return outbox.complete({ ...lease(i), owner: "x" }, first(i))
+            case 4: // a payload of another mailbox
+              return outbox.complete(lease(i), first(i) + 3)
+            case 5: // expired lease
+              return outbox.deadLetter({ ...lease(i), now: 201 }, first(i), {
+                reason: "r",
+                lastStatus: 1,
+                lastBody: ""
+              })
+            case 6: // unknown id
+              return outbox.retry(lease(i), 9999, { nextAttemptAt: 5, error: "x" })
+            default:
+              return outbox.release(lease(i), 700)
+          }
+        })
+        const answers = yield* Effect.all(writes.map((w) => Effect.either(w)), { concurrency: "unbounded" })
+        answers.forEach((a, i) => {
+          const refused = [3, 4, 5, 6].includes(i % 8)
+          if (refused) assert.isTrue(Either.isLeft(a) && a.left._tag === "LeaseLost", `write ${i}: ${String(a)}`)
+          else assert.isTrue(Either.isRight(a), `write ${i}: ${String(a)}`)
+        })
+        assert.isBelow(commits.length, 24)
+        assert.isTrue(commits.every((c) => c.ok))
+        assert.strictEqual(commits.reduce((n, c) => n + c.writes, 0), 24)
+        const infos = new Map((yield* outbox.mailboxes).map((b) => [b.mailbox, b]))
+        for (let i = 0; i < 24; i++) {
+          const head = yield* outbox.head(boxes[i], 10)
+          const kind = i % 8
+          const gone = kind === 0 || kind === 2
+          assert.deepStrictEqual(
+            head.map((p) => p.id),
+            gone ? [first(i) + 1, first(i) + 2] : [0, 1, 2].map((k) => first(i) + k)
+          )
+          assert.strictEqual(infos.get(boxes[i])?.depth, head.length, `depth of ${boxes[i]}`)
+          assert.deepStrictEqual(
+            [head[0].attempts, head[0].lastError],
+            kind === 1 ? [1, `HTTP 503 ${i}`] : gone ? [0, null] : [0, null]
+          )
+          assert.deepStrictEqual(
+            [infos.get(boxes[i])?.leasedBy, infos.get(boxes[i])?.nextAttemptAt],
+            kind === 7 ? [null, 700] : ["w", 3 * i]
+          )
+        }
+        assert.deepStrictEqual(
+          (yield* outbox.deadLetters).map((d) => [d.id, d.reason, d.lastStatus]),
+          [[first(2), "permanent", 404], [first(10), "permanent", 404], [first(18), "permanent", 404]]
+        )
+      })
+    ))
+
+  it.effect("outcome group commit: several writes of one mailbox in one batch apply in order", () =>
+    withOutcomes((commits) =>
+      Effect.gen(function*() {
+        const outbox = yield* Outbox
+        yield* outbox.enqueue([payload("s:us:1", 1), payload("s:us:1", 2), payload("s:us:1", 3), payload("s:us:2", 4)])
+        yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 10 })
+        const lease = { mailbox: "s:us:1", owner: "w", now: 20 }
+        const answers = yield* Effect.all([
+          Effect.either(outbox.complete({ mailbox: "s:us:2", owner: "w", now: 20 }, 4)),
+          Effect.either(outbox.complete(lease, 1)),
+          Effect.either(outbox.deadLetter(lease, 2, { reason: "permanent", lastStatus: 409, lastBody: "" })),
+          Effect.either(outbox.retry(lease, 3, { nextAttemptAt: 99, error: "HTTP 500" })),
+          Effect.either(outbox.retry(lease, 3, { nextAttemptAt: 98, error: "HTTP 502" })),
+          Effect.either(outbox.complete(lease, 2)), // already dead-lettered
+          Effect.either(outbox.release({ mailbox: "s:us:2", owner: "w", now: 20 }, 50))
+        ], { concurrency: "unbounded" })
+        assert.deepStrictEqual(answers.map((a) => Either.isRight(a) ? "ok" : a.left._tag), [
+          "ok",
+          "ok",
+          "ok",
+          "ok",
+          "ok",
+          "LeaseLost",
+          "ok"
+        ])
+        assert.isBelow(commits.length, 7)
+        const [p3] = yield* outbox.head("s:us:1", 10)
+        assert.deepStrictEqual([p3.id, p3.attempts, p3.nextAttemptAt, p3.lastError], [3, 2, 98, "HTTP 502"])
+        assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => [b.mailbox, b.depth, b.leasedBy]), [[
+          "s:us:1",
+          1,
+          "w"
+        ]])
+        assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => d.id), [2])
+      })
+    ))
+
+  it.effect("outcome group commit: a failed commit answers StoreUnavailable to each write and writes nothing", () =>
+    withOutcomes((commits) =>
+      Effect.gen(function*() {
+        const outbox = yield* Outbox
+        const sql = yield* SqlClient.SqlClient
+        const boxes = Array.from({ length: 8 }, (_, i) => `d:us:${i}`)
+        yield* outbox.enqueue(boxes.map((m, i) => payload(m, i)))
+        yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 100 })
+        yield* sql.onDialectOrElse({
+          pg: () =>
+            Effect.gen(function*() {
+              yield* sql.unsafe(`CREATE OR REPLACE FUNCTION cellgate_test_dead() RETURNS trigger AS $$
+                BEGIN RAISE EXCEPTION 'injected'; END $$ LANGUAGE plpgsql`)
+              yield* sql.unsafe(`CREATE TRIGGER cellgate_test_dead BEFORE INSERT ON outbox_dead_letters
+                FOR EACH ROW EXECUTE FUNCTION cellgate_test_dead()`)
+            }),
+          orElse: () =>
+            Effect.asVoid(sql.unsafe(`CREATE TRIGGER cellgate_test_dead BEFORE INSERT ON outbox_dead_letters
+              BEGIN SELECT RAISE(ABORT, 'injected'); END`))
+        }).pipe(Effect.orDie)
+        const answers = yield* Effect.all(
+          boxes.map((m, i) =>
+            Effect.either(
+              outbox.deadLetter({ mailbox: m, owner: "w", now: 20 }, i + 1, {
+                reason: "r",
+                lastStatus: 400,
+                lastBody: ""
+              })
+            )
+          ),
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(answers.every((a) => Either.isLeft(a) && a.left._tag === "StoreUnavailable"))
+        assert.isTrue(commits.length < 8 && commits.every((c) => !c.ok))
+        yield* dropDeadTrigger
+        assert.strictEqual(yield* countPayloads, 8)
+        assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => b.depth), boxes.map(() => 1))
+        assert.deepStrictEqual(yield* outbox.deadLetters, [])
+        // the store goes on: the next writes commit
+        yield* outbox.complete({ mailbox: boxes[0], owner: "w", now: 20 }, 1)
+        assert.strictEqual(yield* countPayloads, 7)
+      }).pipe(Effect.ensuring(dropDeadTrigger))
     ))
 
   it.effect("sweepOrphans recreates missing mailbox rows and counts them", () =>

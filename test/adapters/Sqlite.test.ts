@@ -13,7 +13,7 @@ import { sqlSuite } from "./SqlSuites.js"
 
 layer(Layer.empty)("sqlite store", (it) => {
   conformance(it, sqliteStore())
-  sqlSuite(it, (onCommit) => sqliteStore({ onCommit }))
+  sqlSuite(it, (onCommit, onOutcomeCommit) => sqliteStore({ onCommit, onOutcomeCommit }))
 })
 
 describe("sqlite specifics", () => {

@@ -50,13 +50,28 @@ export interface CommitInfo {
 }
 
 /**
+ * What one group commit of the drain's writes (`complete`, `retry`, `deadLetter`, `release`) carried.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OutcomeCommitInfo {
+  /** Writes answered by this transaction (those refused with `LeaseLost` included). */
+  readonly writes: number
+  /** false when the transaction failed (every write of the batch then failed with `StoreUnavailable`). */
+  readonly ok: boolean
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface StoreOptions {
   /** Called after every enqueue transaction (committed or failed). */
   readonly onCommit?: ((info: CommitInfo) => void) | undefined
-  /** At most this many `enqueue` calls share one transaction (default 256). */
+  /** Called after every transaction of the drain's writes (committed or failed). */
+  readonly onOutcomeCommit?: ((info: OutcomeCommitInfo) => void) | undefined
+  /** At most this many `enqueue` calls (and, separately, drain writes) share one transaction (default 256). */
   readonly maxBatch?: number | undefined
 }
 
@@ -503,6 +518,194 @@ interface Pending {
   readonly done: Deferred.Deferred<void, StoreUnavailable>
 }
 
+/** Runs one SQL text on the batch's connection. */
+type Run = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<any>, SqlError>
+
+/** One write of a drain, as statements on a batch's connection: `true` done, `false` the lease was not held. */
+type OutcomeSteps = (run: Run) => Effect.Effect<boolean, SqlError>
+
+/**
+ * One write of a drain as a piece of ONE PostgreSQL statement: `ctes` (placeholders `$1…` local to the piece, CTE
+ * names among `lk`, `done`, `dep`, `copied`, `rd`, `ru`), renumbered and renamed when pieces are joined. The statement
+ * selects `COUNT(*)` of each CTE of `refs`, in order (that is also the order the pieces run in); the write is done
+ * when its `done` CTE returned a row (or always, when it has none: `release`).
+ */
+interface PgPiece {
+  readonly key: string
+  readonly ctes: string
+  readonly refs: ReadonlyArray<string>
+  readonly params: ReadonlyArray<unknown>
+}
+
+interface OutcomeWrite {
+  readonly steps: OutcomeSteps
+  readonly pg: PgPiece | undefined
+}
+
+interface PendingOutcome {
+  readonly mailbox: string
+  readonly owner: string
+  readonly operation: string
+  readonly write: OutcomeWrite
+  readonly done: Deferred.Deferred<void, LeaseLost | StoreUnavailable>
+}
+
+/**
+ * The drain's writes (`complete`, `retry`, `deadLetter`, `release`) as fixed SQL texts (no statement compiler on the
+ * hot path).
+ *
+ * SQLite (statements in the batch's `BEGIN IMMEDIATE` transaction): each lease-guarded write first locks the mailbox
+ * row with the guard `lease_owner = $me AND lease_until >= now`, applying its depth change; if the payload write then
+ * finds nothing (unknown id, another mailbox's payload), the depth change is undone and the write reports `false`
+ * (`LeaseLost`), leaving nothing behind — so one caller's refusal never rolls back the others of its batch.
+ *
+ * PostgreSQL (every write of a batch in ONE statement — one round trip, atomic on its own, no BEGIN/COMMIT): per write,
+ * `lk` locks the mailbox row `FOR UPDATE` with the guard (READ COMMITTED re-checks it on the newest row version after
+ * a lock wait), the payload write runs only when `lk` returned the row, and the depth changes only when the payload
+ * write did (`dep`, on the row `lk` locked: the newest version). Writes of one statement are on distinct mailboxes.
+ */
+const makeOutcomeWrites = (sql: SqlClient.SqlClient) => {
+  const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  const hold = `UPDATE outbox_mailboxes SET depth = depth + ?
+    WHERE mailbox = ? AND lease_owner = ? AND lease_until >= ? RETURNING mailbox`
+  const unhold = `UPDATE outbox_mailboxes SET depth = depth - ? WHERE mailbox = ?`
+  const deletePayload = `DELETE FROM outbox_payloads WHERE id = ? AND mailbox = ? RETURNING id`
+  const retryPayload = `UPDATE outbox_payloads SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+    WHERE id = ? AND mailbox = ? RETURNING id`
+  const copyDead = `INSERT INTO outbox_dead_letters (${payloadColumns}, dead_at, reason, last_status, last_body)
+    SELECT ${payloadColumns}, CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT)
+    FROM outbox_payloads WHERE id = ? AND mailbox = ? RETURNING id`
+  const deleteById = `DELETE FROM outbox_payloads WHERE id = ?`
+  // guarded on the row's own depth, never on NOT EXISTS over payloads: see OUTBOX.md, "The race"
+  const releaseDelete = `DELETE FROM outbox_mailboxes WHERE mailbox = ? AND lease_owner = ? AND depth = 0`
+  const releaseUpdate = `UPDATE outbox_mailboxes SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+    WHERE mailbox = ? AND lease_owner = ?`
+
+  type Guard = { readonly mailbox: string; readonly owner: string; readonly now: number }
+  const guarded =
+    (lease: Guard, delta: number, write: (run: Run) => Effect.Effect<boolean, SqlError>): OutcomeSteps => (run) =>
+      Effect.flatMap(run(hold, [delta, lease.mailbox, lease.owner, lease.now]), (held) => {
+        if (held.length === 0) return Effect.succeed(false)
+        return Effect.flatMap(
+          write(run),
+          (ok) => ok || delta === 0 ? Effect.succeed(ok) : Effect.as(run(unhold, [delta, lease.mailbox]), false)
+        )
+      })
+  const noSteps: OutcomeSteps = () => Effect.die(new Error("PostgreSQL writes run as one statement"))
+
+  // PostgreSQL pieces: $1 mailbox, $2 owner, $3 now, $4 id, then the write's own values
+  const lk = `lk AS MATERIALIZED (SELECT mailbox FROM outbox_mailboxes
+      WHERE mailbox = $1 AND lease_owner = $2 AND lease_until >= $3 FOR UPDATE)`
+  const dep = `dep AS (UPDATE outbox_mailboxes SET depth = depth - 1
+      WHERE mailbox = $1 AND EXISTS (SELECT 1 FROM done) RETURNING mailbox)`
+  const pgComplete = `${lk},
+    done AS (DELETE FROM outbox_payloads WHERE id = $4 AND mailbox = $1 AND EXISTS (SELECT 1 FROM lk) RETURNING id),
+    ${dep}`
+  const pgRetry = `${lk},
+    done AS (UPDATE outbox_payloads SET attempts = attempts + 1, next_attempt_at = $5, last_error = $6
+      WHERE id = $4 AND mailbox = $1 AND EXISTS (SELECT 1 FROM lk) RETURNING id)`
+  const pgDead = `${lk},
+    copied AS (INSERT INTO outbox_dead_letters (${payloadColumns}, dead_at, reason, last_status, last_body)
+      SELECT ${payloadColumns}, CAST($5 AS BIGINT), CAST($6 AS TEXT), CAST($7 AS INTEGER), CAST($8 AS TEXT)
+      FROM outbox_payloads WHERE id = $4 AND mailbox = $1 AND EXISTS (SELECT 1 FROM lk) RETURNING id),
+    done AS (DELETE FROM outbox_payloads WHERE id = $4 AND mailbox = $1 AND EXISTS (SELECT 1 FROM copied)
+      RETURNING id),
+    ${dep}`
+  // the row is deleted when its own depth is 0 (a concurrent enqueue's upsert makes the delete wait and then keep it),
+  // else given back; `ru` skips a row `rd` deleted
+  const pgRelease = `rd AS (DELETE FROM outbox_mailboxes WHERE mailbox = $1 AND lease_owner = $2 AND depth = 0
+      RETURNING mailbox),
+    ru AS (UPDATE outbox_mailboxes SET next_attempt_at = $3, lease_owner = NULL, lease_until = NULL
+      WHERE mailbox = $1 AND lease_owner = $2 AND NOT EXISTS (SELECT 1 FROM rd) RETURNING mailbox)`
+  const piece = (key: string, ctes: string, refs: ReadonlyArray<string>, params: ReadonlyArray<unknown>) => ({
+    steps: noSteps,
+    pg: { key, ctes, refs, params }
+  })
+
+  if (pg) {
+    return {
+      complete: (lease: Guard, id: number): OutcomeWrite =>
+        piece("c", pgComplete, ["done", "dep"], [lease.mailbox, lease.owner, lease.now, id]),
+      retry: (lease: Guard, id: number, nextAttemptAt: number, error: string): OutcomeWrite =>
+        piece("r", pgRetry, ["done"], [lease.mailbox, lease.owner, lease.now, id, nextAttemptAt, safeText(error)]),
+      deadLetter: (
+        lease: Guard,
+        id: number,
+        reason: string,
+        lastStatus: number | null,
+        lastBody: string | null
+      ): OutcomeWrite =>
+        piece("d", pgDead, ["done", "dep"], [
+          lease.mailbox,
+          lease.owner,
+          lease.now,
+          id,
+          lease.now,
+          safeText(reason),
+          lastStatus,
+          safeText(lastBody)
+        ]),
+      release: (lease: Guard, nextAttemptAt: number): OutcomeWrite =>
+        piece("l", pgRelease, ["rd", "ru"], [lease.mailbox, lease.owner, nextAttemptAt])
+    }
+  }
+
+  const steps = (s: OutcomeSteps): OutcomeWrite => ({ steps: s, pg: undefined })
+  return {
+    complete: (lease: Guard, id: number) =>
+      steps(
+        guarded(lease, -1, (run) => Effect.map(run(deletePayload, [id, lease.mailbox]), (rows) => rows.length > 0))
+      ),
+    retry: (lease: Guard, id: number, nextAttemptAt: number, error: string) =>
+      steps(guarded(lease, 0, (run) =>
+        Effect.map(
+          run(retryPayload, [nextAttemptAt, safeText(error), id, lease.mailbox]),
+          (rows) => rows.length > 0
+        ))),
+    deadLetter: (lease: Guard, id: number, reason: string, lastStatus: number | null, lastBody: string | null) =>
+      steps(guarded(lease, -1, (run) =>
+        Effect.flatMap(
+          run(copyDead, [lease.now, safeText(reason), lastStatus, safeText(lastBody), id, lease.mailbox]),
+          (rows) => rows.length === 0 ? Effect.succeed(false) : Effect.as(run(deleteById, [id]), true)
+        ))),
+    release: (lease: Guard, nextAttemptAt: number) =>
+      steps((run) =>
+        run(releaseDelete, [lease.mailbox, lease.owner]).pipe(
+          Effect.zipRight(run(releaseUpdate, [nextAttemptAt, lease.mailbox, lease.owner])),
+          Effect.as(true)
+        )
+      )
+  }
+}
+
+const pgTexts = new Map<string, string>()
+
+/** Joins PostgreSQL pieces (on distinct mailboxes, in lock order) into one statement; small shapes are cached. */
+const pgStatement = (pieces: ReadonlyArray<PgPiece>): readonly [string, ReadonlyArray<unknown>] => {
+  const params: Array<unknown> = []
+  for (const p of pieces) params.push(...p.params)
+  const key = pieces.map((p) => p.key).join("")
+  let text = pgTexts.get(key)
+  if (text === undefined) {
+    const ctes: Array<string> = []
+    const columns: Array<string> = []
+    let offset = 0
+    pieces.forEach((p, i) => {
+      const at = offset
+      ctes.push(
+        p.ctes
+          .replace(/\$(\d+)/g, (_, d: string) => `$${at + Number(d)}`)
+          .replace(/\b(lk|done|dep|copied|rd|ru)\b/g, (name: string) => `${name}_${i}`)
+      )
+      for (const r of p.refs) columns.push(`(SELECT COUNT(*) FROM ${r}_${i}) AS ${r}_${i}`)
+      offset += p.params.length
+    })
+    text = `WITH ${ctes.join(",\n")}\nSELECT ${columns.join(", ")}`
+    if (pieces.length <= 16 && pgTexts.size < 256) pgTexts.set(key, text)
+  }
+  return [text, params]
+}
+
 /**
  * The outbox statements, without transactions, for tests that must interleave them with other connections (the
  * mailbox-row race of `design/OUTBOX.md`). Run them inside `sql.withTransaction`.
@@ -526,13 +729,15 @@ export const makeStatements = (sql: SqlClient.SqlClient): OutboxStatements => {
   const writeBatch = (payloads: ReadonlyArray<NewPayload>) =>
     runSteps(plan(payloads).steps, (text, params) => sql.unsafe(text, params))
 
-  const releaseRows = (mailbox: string, owner: string, nextAttemptAt: number) =>
-    Effect.gen(function*() {
-      // guarded on the row's own depth, never on NOT EXISTS over payloads: see OUTBOX.md, "The race"
-      yield* sql`DELETE FROM outbox_mailboxes WHERE mailbox = ${mailbox} AND lease_owner = ${owner} AND depth = 0`
-      yield* sql`UPDATE outbox_mailboxes SET next_attempt_at = ${nextAttemptAt}, lease_owner = NULL, lease_until = NULL
-        WHERE mailbox = ${mailbox} AND lease_owner = ${owner}`
-    })
+  // exactly `release`'s statements (on PostgreSQL its one statement), run through the client
+  const writes = makeOutcomeWrites(sql)
+  const run: Run = (text, params) => sql.unsafe(text, params)
+  const releaseRows = (mailbox: string, owner: string, nextAttemptAt: number): Effect.Effect<unknown, SqlError> => {
+    const write = writes.release({ mailbox, owner, now: 0 }, nextAttemptAt)
+    if (write.pg === undefined) return write.steps(run)
+    const [text, params] = pgStatement([write.pg])
+    return run(text, params)
+  }
 
   return { writeBatch, releaseRows: (m, o, n) => Effect.asVoid(releaseRows(m, o, n)) }
 }
@@ -568,7 +773,6 @@ const makeOutbox = (
   options: StoreOptions
 ) =>
   Effect.gen(function*() {
-    const statements = makeStatements(sql)
     const maxBatch = Math.max(1, options.maxBatch ?? 256)
 
     // Group commit, leader style: a caller that finds no commit running writes everything pending (its own payloads
@@ -632,16 +836,118 @@ const makeOutbox = (
     const lost = (lease: { readonly mailbox: string; readonly owner: string }) =>
       new LeaseLost({ mailbox: lease.mailbox, owner: lease.owner })
 
-    /** Locks the mailbox row (PostgreSQL) / takes the write lock (SQLite) and checks the lease; `delta` on depth. */
-    const holdLease = (
-      lease: { readonly mailbox: string; readonly owner: string; readonly now: number },
-      delta: number
-    ) =>
-      sql`UPDATE outbox_mailboxes SET depth = depth + ${delta}
-        WHERE mailbox = ${lease.mailbox} AND lease_owner = ${lease.owner} AND lease_until >= ${lease.now}
-        RETURNING mailbox`.pipe(
-        Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(lost(lease)) : Effect.void))
-      )
+    // Group commit for the drain's writes, leader style as for `enqueue`: concurrent `complete` / `retry` /
+    // `deadLetter` / `release` calls (the up to `concurrency` drains of a worker) share one transaction. Each write
+    // keeps its own lease guard, evaluated inside the transaction, and its own answer (`LeaseLost` for its own guard);
+    // every caller is answered only after the COMMIT, and all of them with `StoreUnavailable` when it fails. Writes
+    // run in mailbox-name order: the lock order of the enqueue batches (no deadlock between them on PostgreSQL).
+    const writes = makeOutcomeWrites(sql)
+    const begin = sql.onDialectOrElse({ pg: () => "BEGIN", orElse: () => "BEGIN IMMEDIATE" })
+    const outcomes: Array<PendingOutcome> = []
+    let outcomeWriting = false
+
+    const runOutcomes = (batch: ReadonlyArray<PendingOutcome>) =>
+      Effect.scoped(Effect.flatMap(sql.reserve, (conn) => {
+        const run: Run = (text, params) => conn.execute(text, params, undefined)
+        const ordered = batch.length === 1 ? batch : batch.slice().sort((a, b) => compareStrings(a.mailbox, b.mailbox))
+        const results = new Map<PendingOutcome, boolean>()
+        if (ordered[0].write.pg === undefined) {
+          return run(begin, []).pipe(
+            Effect.zipRight(Effect.forEach(ordered, (p) => Effect.map(p.write.steps(run), (ok) => results.set(p, ok)), {
+              discard: true
+            })),
+            Effect.zipRight(run("COMMIT", [])),
+            Effect.onError(() => Effect.ignore(run("ROLLBACK", []))),
+            Effect.as(results)
+          )
+        }
+        // PostgreSQL: one statement per round, each round with every mailbox at most once (a second write of one
+        // mailbox goes to the next round, in arrival order); several rounds share a transaction
+        const rounds: Array<Array<PendingOutcome>> = []
+        const seen = new Map<string, number>()
+        for (const p of ordered) {
+          const round = seen.get(p.mailbox) ?? 0
+          seen.set(p.mailbox, round + 1)
+          const list = rounds[round] ?? (rounds[round] = [])
+          list.push(p)
+        }
+        const statements = Effect.forEach(rounds, (round) => {
+          const [text, params] = pgStatement(round.map((p) => p.write.pg!))
+          return Effect.map(run(text, params), (rows) => {
+            const row = rows[0] ?? {}
+            round.forEach((p, i) => {
+              const done = p.write.pg!.refs.includes("done") ? num(row[`done_${i}`] ?? 0) > 0 : true
+              results.set(p, done)
+            })
+          })
+        }, { discard: true })
+        if (rounds.length === 1) return Effect.as(statements, results)
+        return run(begin, []).pipe(
+          Effect.zipRight(statements),
+          Effect.zipRight(run("COMMIT", [])),
+          Effect.onError(() => Effect.ignore(run("ROLLBACK", []))),
+          Effect.as(results)
+        )
+      }))
+
+    const writeOutcomes = (batch: ReadonlyArray<PendingOutcome>) =>
+      Effect.map(Effect.exit(runOutcomes(batch)), (exit) => {
+        options.onOutcomeCommit?.({ writes: batch.length, ok: Exit.isSuccess(exit) })
+        for (const p of batch) {
+          if (Exit.isSuccess(exit)) {
+            Deferred.unsafeDone(
+              p.done,
+              exit.value.get(p) === true ? Exit.void : Exit.fail(lost(p))
+            )
+          } else {
+            Deferred.unsafeDone(
+              p.done,
+              Exit.fail(new StoreUnavailable({ operation: p.operation, cause: Cause.squash(exit.cause) }))
+            )
+          }
+        }
+      })
+
+    const leadOutcomes: Effect.Effect<void> = Effect.zipRight(
+      yieldFirst,
+      Effect.suspend(() => {
+        const batch = outcomes.splice(0, maxBatch)
+        return writeOutcomes(batch).pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            if (outcomes.length === 0 || closed) {
+              outcomeWriting = false
+              return Effect.void
+            }
+            return Effect.asVoid(Effect.forkIn(Effect.uninterruptible(leadOutcomes), scope))
+          }))
+        )
+      })
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const p of outcomes.splice(0)) {
+          Deferred.unsafeDone(
+            p.done,
+            Exit.fail(new StoreUnavailable({ operation: p.operation, cause: new Error("store closed") }))
+          )
+        }
+      })
+    )
+
+    const submit = (
+      lease: { readonly mailbox: string; readonly owner: string },
+      operation: string,
+      write: OutcomeWrite
+    ): Effect.Effect<void, LeaseLost | StoreUnavailable> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(new StoreUnavailable({ operation, cause: new Error("store closed") }))
+        const done = Deferred.unsafeMake<void, LeaseLost | StoreUnavailable>(FiberId.none)
+        outcomes.push({ mailbox: lease.mailbox, owner: lease.owner, operation, write, done })
+        if (outcomeWriting) return Deferred.await(done)
+        outcomeWriting = true
+        return Effect.zipRight(Effect.uninterruptible(leadOutcomes), Deferred.await(done))
+      })
 
     const requireRow = <E>(rows: ReadonlyArray<unknown>, error: E) =>
       rows.length === 0 ? Effect.fail(error) : Effect.void
@@ -692,36 +998,14 @@ const makeOutbox = (
             Effect.map((rows) => rows.map(toStored)),
             storeErrors("head")
           ),
-      complete: (lease, id) =>
-        transaction(Effect.gen(function*() {
-          yield* holdLease(lease, -1)
-          const rows = yield* sql`DELETE FROM outbox_payloads WHERE id = ${id} AND mailbox = ${lease.mailbox}
-            RETURNING id`
-          yield* requireRow(rows, lost(lease))
-        })).pipe(storeErrors("complete")),
+      complete: (lease, id) => submit(lease, "complete", writes.complete(lease, id)),
       retry: (lease, id, { error, nextAttemptAt }) =>
-        transaction(Effect.gen(function*() {
-          yield* holdLease(lease, 0)
-          const rows = yield* sql`UPDATE outbox_payloads
-            SET attempts = attempts + 1, next_attempt_at = ${nextAttemptAt}, last_error = ${safeText(error)}
-            WHERE id = ${id} AND mailbox = ${lease.mailbox} RETURNING id`
-          yield* requireRow(rows, lost(lease))
-        })).pipe(storeErrors("retry")),
+        submit(lease, "retry", writes.retry(lease, id, nextAttemptAt, error)),
       deadLetter: (lease, id, { lastBody, lastStatus, reason }) =>
-        transaction(Effect.gen(function*() {
-          yield* holdLease(lease, -1)
-          const rows = yield* sql`INSERT INTO outbox_dead_letters
-            (${sql.literal(payloadColumns)}, dead_at, reason, last_status, last_body)
-            SELECT ${sql.literal(payloadColumns)}, CAST(${lease.now} AS BIGINT), CAST(${safeText(reason)} AS TEXT),
-              CAST(${lastStatus} AS INTEGER), CAST(${safeText(lastBody)} AS TEXT)
-            FROM outbox_payloads WHERE id = ${id} AND mailbox = ${lease.mailbox}
-            RETURNING id`
-          yield* requireRow(rows, lost(lease))
-          yield* sql`DELETE FROM outbox_payloads WHERE id = ${id}`
-        })).pipe(storeErrors("deadLetter")),
+        submit(lease, "deadLetter", writes.deadLetter(lease, id, reason, lastStatus, lastBody)),
       release: (lease, nextAttemptAt) =>
-        transaction(statements.releaseRows(lease.mailbox, lease.owner, nextAttemptAt)).pipe(
-          storeErrors("release")
+        submit(lease, "release", writes.release(lease, nextAttemptAt)).pipe(
+          Effect.catchTag("LeaseLost", () => Effect.void)
         ),
       replay: (ids, now) =>
         transaction(Effect.gen(function*() {

@@ -264,6 +264,9 @@ type Step =
 
 const PAGE = 64
 
+/** How long one drain reuses a region looked up in the directory. */
+const REGION_CACHE_MS = 1_000
+
 /**
  * A skip-on-failure mailbox with waiting payloads is due again at most this long after a drain (see `drainMailbox`).
  *
@@ -311,6 +314,20 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   let deadLettered = 0
   let skipped = 0
   const lease = (now: number): Lease => ({ mailbox, owner, now })
+
+  // The region of a payload, looked up at most once per REGION_CACHE_MS within one drain (every payload of a
+  // mailbox goes to the same region): a directory change is seen by the next lookup, at most that much later.
+  const regions = new Map<string, { readonly at: number; readonly region: Option.Option<Region> }>()
+  const regionOf = (name: Region["name"], now: number) => {
+    const cached = regions.get(name)
+    if (cached !== undefined && now - cached.at < REGION_CACHE_MS && now >= cached.at) {
+      return Effect.succeed(cached.region)
+    }
+    return Effect.map(directory.byName(name), (region) => {
+      regions.set(name, { at: now, region })
+      return region
+    })
+  }
 
   const renewIfDue = Effect.fnUntraced(function*(now: number) {
     if (now - lastRenew < settings.leaseMs / 3) return
@@ -365,7 +382,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     if (p.attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", null, p.lastError)
     if (now - p.receivedAt > settings.maxAgeMs) return yield* toDeadLetter(p, now, "max_age", null, p.lastError)
     yield* renewIfDue(now)
-    const found = yield* directory.byName(p.region)
+    const found = yield* regionOf(p.region, now)
     if (Option.isNone(found)) {
       return yield* failed(p, `region ${p.region} is not in the directory`, null, null, Option.none())
     }
@@ -410,9 +427,9 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     }
   })
 
-  const strict = Effect.fnUntraced(function*() {
-    for (;;) {
-      const batch = yield* outbox.head(mailbox, PAGE)
+  const strict = Effect.fnUntraced(function*(first: ReadonlyArray<StoredPayload>) {
+    for (let page: ReadonlyArray<StoredPayload> | undefined = first;; page = undefined) {
+      const batch = page ?? (yield* outbox.head(mailbox, PAGE))
       if (batch.length === 0) return Option.none<number>()
       for (const p of batch) {
         const now = yield* Clock.currentTimeMillis
@@ -423,11 +440,11 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     }
   })
 
-  const skipping = Effect.fnUntraced(function*() {
+  const skipping = Effect.fnUntraced(function*(first: ReadonlyArray<StoredPayload>) {
     const waiting = new Set<number>()
     let earliest = Number.POSITIVE_INFINITY
-    for (;;) {
-      const batch = yield* outbox.head(mailbox, waiting.size + PAGE)
+    for (let page: ReadonlyArray<StoredPayload> | undefined = first;; page = undefined) {
+      const batch = page ?? (yield* outbox.head(mailbox, waiting.size + PAGE))
       const fresh = batch.filter((p) => !waiting.has(p.id))
       if (fresh.length === 0) break
       for (const p of fresh) {
@@ -453,9 +470,12 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     return Option.some(Math.min(earliest, now + SKIP_RECHECK_MS))
   })
 
-  const drain = Effect.flatMap(outbox.head(mailbox, 1), (first) => {
+  // the first page also tells the provider (every payload of a mailbox has the same one)
+  const drain = Effect.flatMap(outbox.head(mailbox, PAGE), (first) => {
     const provider = first[0]?.provider
-    return provider !== undefined && settings.skipOnFailureProviders.includes(provider) ? skipping() : strict()
+    return provider !== undefined && settings.skipOnFailureProviders.includes(provider)
+      ? skipping(first)
+      : strict(first)
   })
 
   const run = drain.pipe(
