@@ -79,17 +79,22 @@ export const redactPath = (path: string, registry: ProviderRegistry["Type"]): st
 
 const EMPTY = new Uint8Array(0)
 
-const json = (status: number, error: string, message: string, headers: Record<string, string> = {}) => ({
+/**
+ * An answer cellgate makes itself: `{"error": code, "message": text}` as JSON (INTERFACES.md).
+ *
+ * @since 0.1.0
+ * @category responses
+ */
+export const errorResponse = (
+  status: number,
+  error: string,
+  message: string,
+  headers: Record<string, string> = {}
+): WebhookResponse => ({
   status,
   headers: { "content-type": "application/json", ...headers },
   body: JSON.stringify({ error, message })
 })
-
-/**
- * @since 0.1.0
- * @category responses
- */
-export const errorResponse = json
 
 /**
  * One region's answer relayed to the sender, with `x-cellgate-region`.
@@ -105,8 +110,8 @@ export const relay = (region: RegionName, answer: RegionResponse): WebhookRespon
 
 const transportResponse = (error: RegionTransportError): WebhookResponse =>
   error.kind === "timeout"
-    ? json(504, "region_timeout", error.message)
-    : json(502, "region_unreachable", error.message)
+    ? errorResponse(504, "region_timeout", error.message)
+    : errorResponse(502, "region_unreachable", error.message)
 
 const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
   const client = yield* RegionClient
@@ -140,7 +145,7 @@ export const forward = Effect.fn("forward")(function*(
     const region = yield* directory.byName(name)
     if (Option.isSome(region)) regions.push(region.value)
   }
-  if (regions.length === 0) return json(502, "region_unreachable", "no region to forward to")
+  if (regions.length === 0) return errorResponse(502, "region_unreachable", "no region to forward to")
   if (mode === "first") {
     const region = regions[0]!
     return yield* forwardTo(region, request).pipe(
@@ -159,7 +164,7 @@ export const forward = Effect.fn("forward")(function*(
     firstAnswer ??= relayed
   }
   if (firstAnswer !== undefined) return firstAnswer
-  return json(502, "region_unreachable", "every region failed")
+  return errorResponse(502, "region_unreachable", "every region failed")
 })
 
 /**
@@ -259,8 +264,10 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
 
 const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookResponse =>
   error._tag === "RegionNotFound"
-    ? json(500, "region_not_found", error.message)
-    : json(503, "store_unavailable", "the store could not take the webhook; retry later", { "retry-after": "5" })
+    ? errorResponse(500, "region_not_found", error.message)
+    : errorResponse(503, "store_unavailable", "the store could not take the webhook; retry later", {
+      "retry-after": "5"
+    })
 
 /**
  * The control side when no upstream is configured: 404 `not_found`.
@@ -271,6 +278,10 @@ const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookRespo
 export const controlNotFound: ControlHandler["Type"] = ControlHandler.of({
   handle: (request) =>
     Effect.succeed(
-      json(404, "not_found", `no route for ${request.method} ${request.path.split("?")[0]} (no control upstream)`)
+      errorResponse(
+        404,
+        "not_found",
+        `no route for ${request.method} ${request.path.split("?")[0]} (no control upstream)`
+      )
     )
 })
