@@ -172,6 +172,24 @@ export const enqueueTo = (
   }, { disableValidation: true })
 
 /**
+ * The outcome of an integration that resolved to organizations: `Enqueue` to each region, the mailbox named by
+ * `mailbox(region)`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const enqueueOutcome = (
+  provider: string,
+  integration: Integration,
+  resolved: { readonly base: Omit<RouteOutcome, "decision" | "reason">; readonly resolution: Resolution },
+  mailbox: (region: string) => string
+): RouteOutcome => ({
+  ...resolved.base,
+  decision: enqueueTo(provider, integration.id, resolved.resolution, mailbox),
+  reason: "enqueue"
+})
+
+/**
  * A header of the request (headers are lower-cased).
  *
  * @since 0.1.0

@@ -17,7 +17,7 @@ import { pathMatcher } from "../Provider.js"
 import type { Provider } from "../Provider.js"
 import {
   activeIntegration,
-  enqueueTo,
+  enqueueOutcome,
   errorOutcome,
   header,
   resolveIntegration,
@@ -164,11 +164,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteM
       reason: "forward first"
     }
   }
-  return {
-    ...resolved.base,
-    decision: enqueueTo(NAME, integration.id, resolved.resolution, (r) => mailboxName(r, integration.id)),
-    reason: "enqueue"
-  }
+  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
 })
 
 /**

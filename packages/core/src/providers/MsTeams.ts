@@ -15,7 +15,14 @@ import { getPath, isTruthy, parseJsonObject } from "../Json.js"
 import type { Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import { IntegrationRepo } from "../Services.js"
-import { activeIntegration, controlOutcome, enqueueTo, errorOutcome, idText, resolveIntegration } from "./Common.js"
+import {
+  activeIntegration,
+  controlOutcome,
+  enqueueOutcome,
+  errorOutcome,
+  idText,
+  resolveIntegration
+} from "./Common.js"
 
 /**
  * @since 0.1.0
@@ -74,11 +81,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   const integration = found.value
   const resolved = yield* resolveIntegration(NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome
-  return {
-    ...resolved.base,
-    decision: enqueueTo(NAME, integration.id, resolved.resolution, (r) => mailboxName(r, integration.id)),
-    reason: "enqueue"
-  }
+  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
 })
 
 /**

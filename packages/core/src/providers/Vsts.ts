@@ -13,7 +13,7 @@ import type { Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import {
   activeIntegration,
-  enqueueTo,
+  enqueueOutcome,
   errorOutcome,
   header,
   resolveIntegration,
@@ -52,11 +52,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   }
   const resolved = yield* resolveIntegration(NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome
-  return {
-    ...resolved.base,
-    decision: enqueueTo(NAME, integration.id, resolved.resolution, (r) => mailboxName(r, integration.id)),
-    reason: "enqueue"
-  }
+  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
 })
 
 /**
