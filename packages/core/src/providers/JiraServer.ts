@@ -135,8 +135,10 @@ export const make = (options: Options = {}): Provider => {
   const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string) {
     const found = yield* integrationFor(token).pipe(Effect.either)
     if (found._tag === "Left") {
-      yield* Effect.logInfo("jira_server.no_integration", { error: found.left.reason })
-      return outcome(respond(200, found.left.reason), null)
+      return {
+        ...outcome(respond(200, found.left.reason), null),
+        event: { message: "jira_server.no_integration", fields: { error: found.left.reason } }
+      }
     }
     const integration = found.right
     const resolution = yield* resolveRegions(integration.id)
@@ -151,8 +153,12 @@ export const make = (options: Options = {}): Provider => {
     }
     const data = parseJsonObject(request.body)
     if (!isTruthy(data.changelog)) {
-      yield* Effect.logInfo("missing-changelog", { integration_id: integration.id })
-      return { ...base, decision: respond(200, "missing-changelog"), reason: "missing-changelog" }
+      return {
+        ...base,
+        decision: respond(200, "missing-changelog"),
+        reason: "missing-changelog",
+        event: { message: "missing-changelog", fields: { integration_id: integration.id } }
+      }
     }
     const now = yield* Clock.currentTimeMillis
     const gate = yield* VolumeGate
