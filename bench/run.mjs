@@ -179,8 +179,8 @@ const cellgateServer = (store, extra = {}, importDirectory = true) => {
   const file = join(work, `cellgate-${Math.random().toString(36).slice(2)}.json`)
   if (store.kind === "sqlite") { for (const s of ["", "-wal", "-shm"]) rmSync(store.path + s, { force: true }) }
   writeFileSync(file, JSON.stringify(config))
-  return start("cellgate", process.execPath, [
-    join(root, "packages/http/dist/bin.js"),
+  // the `cellgate` executable as users run it (its shebang carries the runtime flags)
+  return start("cellgate", join(root, "packages/http/bin/cellgate.js"), [
     "serve",
     "--config",
     file,
