@@ -28,7 +28,7 @@ import {
   VolumeGate,
   VolumeGates
 } from "@cellgate/core"
-import type { DeadLetter, Lease, MailboxInfo, StoredPayload } from "@cellgate/core"
+import type { DeadLetter, Lease, MailboxInfo, StoredPayload, StoreServices } from "@cellgate/core"
 import { Context, Effect, Layer, Option } from "effect"
 
 interface DirectoryState {
@@ -337,6 +337,20 @@ export const recordingRegionClient = (
   }))
 
 /**
+ * The store services in memory: the directory, the volume gate, the outbox, and a store that is always ready.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const storeLayer = (directory: Directory): Layer.Layer<StoreServices> =>
+  Layer.mergeAll(
+    directoryLayer(directory),
+    Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void })),
+    volumeGateLayer,
+    outboxLayer
+  )
+
+/**
  * Every service in memory, the control side answering 404.
  *
  * @since 0.1.0
@@ -344,23 +358,5 @@ export const recordingRegionClient = (
  */
 export const layer = (
   directory: Directory
-): Layer.Layer<
-  | IntegrationRepo
-  | OrgRepo
-  | RegionDirectory
-  | DirectoryStore
-  | VolumeGate
-  | Outbox
-  | StoreHealth
-  | RegionClient
-  | RegionRecorder
-  | ControlHandler
-> =>
-  Layer.mergeAll(
-    directoryLayer(directory),
-    Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void })),
-    volumeGateLayer,
-    outboxLayer,
-    recordingRegionClient(),
-    Layer.succeed(ControlHandler, controlNotFound)
-  )
+): Layer.Layer<StoreServices | RegionClient | RegionRecorder | ControlHandler> =>
+  Layer.mergeAll(storeLayer(directory), recordingRegionClient(), Layer.succeed(ControlHandler, controlNotFound))

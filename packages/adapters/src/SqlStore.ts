@@ -13,7 +13,8 @@ import type {
   NewPayload,
   OrganizationId,
   RegionName,
-  StoredPayload
+  StoredPayload,
+  StoreServices
 } from "@cellgate/core"
 import {
   DirectoryStore,
@@ -81,7 +82,7 @@ export interface StoreOptions {
  * @since 0.1.0
  * @category models
  */
-export type Services = IntegrationRepo | OrgRepo | RegionDirectory | DirectoryStore | VolumeGate | Outbox | StoreHealth
+export type Services = StoreServices
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers

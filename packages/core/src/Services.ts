@@ -284,3 +284,18 @@ export class DirectoryStore extends Context.Tag("@cellgate/core/DirectoryStore")
 export class StoreHealth extends Context.Tag("@cellgate/core/StoreHealth")<StoreHealth, {
   readonly check: Effect.Effect<void, StoreUnavailable>
 }>() {}
+
+/**
+ * Everything a store provides (the memory, SQLite and PostgreSQL layers alike).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoreServices =
+  | IntegrationRepo
+  | OrgRepo
+  | RegionDirectory
+  | DirectoryStore
+  | VolumeGate
+  | Outbox
+  | StoreHealth

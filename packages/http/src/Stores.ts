@@ -7,24 +7,13 @@
 import * as HttpRegionClient from "@cellgate/adapters/HttpRegionClient"
 import * as Memory from "@cellgate/adapters/Memory"
 import type * as SqlStoreModule from "@cellgate/adapters/SqlStore"
-import type {
-  ControlHandler,
-  DirectoryStore,
-  IntegrationRepo,
-  OrgRepo,
-  Outbox,
-  ProviderRegistry,
-  RegionClient,
-  RegionDirectory,
-  VolumeGate
-} from "@cellgate/core"
+import type { ControlHandler, ProviderRegistry, RegionClient, StoreServices } from "@cellgate/core"
 import {
   Directory,
   DirectoryCache,
   GatewaySettings,
   Providers,
   ProviderSecrets,
-  StoreHealth,
   StoreUnavailable,
   VolumeGates
 } from "@cellgate/core"
@@ -36,19 +25,12 @@ import * as Control from "./Control.js"
 import { OrphanSweep } from "./Orphans.js"
 
 /**
- * Everything a store provides.
+ * Everything a store provides (core's `StoreServices`).
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreServices =
-  | IntegrationRepo
-  | OrgRepo
-  | RegionDirectory
-  | DirectoryStore
-  | VolumeGate
-  | Outbox
-  | StoreHealth
+export type { StoreServices }
 
 /**
  * The configured store cannot be used by this build or this command.
@@ -64,12 +46,7 @@ export class StoreNotSupported extends Data.TaggedError("StoreNotSupported")<{ r
  * @since 0.1.0
  * @category layers
  */
-export const memoryStore: Layer.Layer<StoreServices> = Layer.mergeAll(
-  Memory.directoryLayer(new Directory({})),
-  Memory.volumeGateLayer,
-  Memory.outboxLayer,
-  Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void }))
-)
+export const memoryStore: Layer.Layer<StoreServices> = Memory.storeLayer(new Directory({}))
 
 /** `mkdir -p` without `recursive: true` (which never returns on some paths, e.g. under /proc, on Node 20). */
 const mkdirs = (dir: string) => {
