@@ -18,10 +18,13 @@ import { Effect, Layer, Option, Schema } from "effect"
 import type { Services } from "../support/Stores.js"
 import { plainIntegration, plainOrganization, plainPayload, plainRegion } from "../support/Stores.js"
 
+/** A valid region secret (`whsec_` + base64 of 24 bytes). */
+const DE_SECRET = "whsec_" + Buffer.from("the de region signing key").toString("base64")
+
 export const sampleDirectory = Schema.decodeUnknownSync(Directory)({
   regions: [
     { name: "us", url: "http://us.example" },
-    { name: "de", url: "http://de.example", secret: "whsec_AAAA" }
+    { name: "de", url: "http://de.example", secret: DE_SECRET }
   ],
   organizations: [
     { id: 1, slug: "acme", region: "us" },
@@ -133,12 +136,12 @@ export const conformance = <R>(
         Option.some({
           name: rn("de"),
           url: "http://de.example",
-          secret: "whsec_AAAA"
+          secret: DE_SECRET
         })
       )
       assert.isTrue(Option.isNone(yield* regions.byName(rn("eu"))))
       assert.deepStrictEqual((yield* regions.all).map(plainRegion), [
-        { name: rn("de"), url: "http://de.example", secret: "whsec_AAAA" },
+        { name: rn("de"), url: "http://de.example", secret: DE_SECRET },
         { name: rn("us"), url: "http://us.example", secret: undefined }
       ])
     })

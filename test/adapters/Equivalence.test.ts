@@ -91,7 +91,13 @@ const directoryJson = fc.record({
     fc.record({
       name: fc.constantFrom(...regionNames),
       url: fc.constantFrom("http://a", "https://b.example/x"),
-      secret: fc.option(text, { nil: undefined })
+      // a region secret is `whsec_` + base64 of at least 24 bytes (anything else is a configuration error)
+      secret: fc.option(
+        fc.uint8Array({ minLength: 24, maxLength: 40 }).map((key) => "whsec_" + Buffer.from(key).toString("base64")),
+        {
+          nil: undefined
+        }
+      )
     }),
     { selector: (r) => r.name, maxLength: 5 }
   ),
@@ -352,9 +358,9 @@ layer(StoresLive, { timeout: "120 seconds" })("memory = sqlite = postgres", (it)
         const program = Effect.gen(function*() {
           const store = yield* DirectoryStore
           yield* Effect.orDie(store.importDirectory(first))
-          const a = yield* askDirectory(orgIds)
+          const a = yield* Effect.orDie(askDirectory(orgIds))
           yield* Effect.orDie(store.importDirectory(second))
-          const b = yield* askDirectory(orgIds)
+          const b = yield* Effect.orDie(askDirectory(orgIds))
           return [a, b]
         })
         assertSame(yield* onEach(program))

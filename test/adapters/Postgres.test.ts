@@ -1,7 +1,8 @@
 // The PostgreSQL store: the conformance suite, group commit, the mailbox-row race of OUTBOX.md (both orders, two
 // connections, one transaction held open), racing claimers, the volume gate across processes, store failures.
 // Runs on its own database (test/support/Postgres.ts); PostgreSQL missing is a failure, not a skip.
-import { Postgres, SqlStore } from "@cellgate/adapters"
+import * as Postgres from "@cellgate/adapters/Postgres"
+import * as SqlStore from "@cellgate/adapters/SqlStore"
 import type { StoreUnavailable } from "@cellgate/core"
 import { Outbox, StoreHealth, VolumeGate } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"

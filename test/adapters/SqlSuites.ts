@@ -1,5 +1,5 @@
 // Tests shared by the two SQL stores: group commit, orphan sweep, store failures mid-run.
-import { SqlStore } from "@cellgate/adapters"
+import * as SqlStore from "@cellgate/adapters/SqlStore"
 import type { StoreUnavailable } from "@cellgate/core"
 import { Outbox } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"

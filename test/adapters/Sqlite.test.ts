@@ -1,5 +1,5 @@
 // The SQLite store: the conformance suite, group commit, pragmas, and store failures.
-import { Sqlite } from "@cellgate/adapters"
+import * as Sqlite from "@cellgate/adapters/Sqlite"
 import { IntegrationRepo, Outbox, VolumeGate } from "@cellgate/core"
 import type { IntegrationId } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"

@@ -19,7 +19,8 @@ describe("Delivery policy", () => {
       skipOnFailureProviders: ["github"],
       concurrency: 16,
       leaseMs: 30000,
-      claimBatch: 32
+      claimBatch: 32,
+      maxAnswerBytes: 1048576
     })
   })
 

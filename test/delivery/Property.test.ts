@@ -7,7 +7,8 @@
  * Time is a hand-moved `Clock` (the drain only reads the time; its one sleep, the guard on a client that ignores its
  * timeout, never fires here): `TestClock.adjust` costs a few ms per call, which would make 150 runs slow.
  */
-import { Memory, Sqlite } from "@cellgate/adapters"
+import { Memory } from "@cellgate/adapters"
+import * as Sqlite from "@cellgate/adapters/Sqlite"
 import type { NewPayload, RegionResponse } from "@cellgate/core"
 import { Delivery, Directory, Outbox, RegionClient, RegionDirectory, RegionTransportError } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"

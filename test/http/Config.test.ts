@@ -5,6 +5,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Metric, MetricBoundaries, Redacted } from "effect"
 
 const decode = (raw: unknown, env: Record<string, string> = {}) => Config.decode(raw, { env })
+/** A valid region secret: `whsec_` + base64 of at least 24 bytes. */
+const REGION_SECRET = "whsec_" + Buffer.from("the us region signing key").toString("base64")
 
 describe("Config", () => {
   it("every key is optional, with the defaults of INTERFACES.md", () => {
@@ -25,7 +27,8 @@ describe("Config", () => {
       skipOnFailureProviders: ["github"],
       concurrency: 16,
       leaseMs: 30_000,
-      claimBatch: 32
+      claimBatch: 32,
+      maxAnswerBytes: 1_048_576
     })
     expect(c.providers).toEqual({})
     expect(c.directory).toBeUndefined()
@@ -39,10 +42,10 @@ describe("Config", () => {
         regions: [{ name: "us", url: "http://us.test", secret: { env: "REGION" } }],
         integrations: [{ id: 1, provider: "jira_server", externalId: "x", metadata: { webhookSecret: { env: "JS" } } }]
       }
-    }, { PG: "postgres://u:p@h/db", GH: "gh-secret", REGION: "whsec_abc", JS: "jira-secret" }))
+    }, { PG: "postgres://u:p@h/db", GH: "gh-secret", REGION: REGION_SECRET, JS: "jira-secret" }))
     expect(c.store.kind === "postgres" && Redacted.value(c.store.url)).toBe("postgres://u:p@h/db")
     expect(Redacted.value(c.providers.github!.webhookSecret!)).toBe("gh-secret")
-    expect(Redacted.value(c.directory!.regions[0]!.secret!)).toBe("whsec_abc")
+    expect(Redacted.value(c.directory!.regions[0]!.secret!)).toBe(REGION_SECRET)
     expect(Redacted.value(c.directory!.integrations[0]!.metadata.webhookSecret!)).toBe("jira-secret")
     expect(String(c.directory!.integrations[0]!.metadata.webhookSecret)).not.toContain("jira-secret")
   })

@@ -62,7 +62,8 @@ describe("endpoints", () => {
         "cellgate_ordering_relaxed_total"
       ]
     ) expect(r.text).toContain(`# TYPE ${name} `)
-    expect(r.text).toMatch(/cellgate_decisions_total\{kind="control",provider="nothing_here"\} \d+/)
+    // an unknown provider is counted as `unknown`, never by its raw segment (bounded labels, issue #10)
+    expect(r.text).toMatch(/cellgate_decisions_total\{kind="control",provider="unknown"\} \d+/)
   })
 })
 

@@ -46,7 +46,7 @@ describe("unverified routing", () => {
       })
       yield* run.pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
       assert.deepStrictEqual(warnings.map((w) => w.annotations.provider), ["gitlab", "vsts", "github"])
-      assert.deepStrictEqual(warnings.map((w) => w.annotations.secret), [
+      assert.deepStrictEqual(warnings.map((w) => w.annotations.key), [
         "integrations[].metadata.webhookSecret",
         "integrations[].metadata.webhookSecret",
         "providers.github.webhookSecret"

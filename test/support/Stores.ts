@@ -1,6 +1,8 @@
 // The stores under test, built fresh per test, and plain views of their answers for comparisons.
-import { Memory, Postgres, Sqlite } from "@cellgate/adapters"
-import type { SqlStore } from "@cellgate/adapters"
+import { Memory } from "@cellgate/adapters"
+import * as Postgres from "@cellgate/adapters/Postgres"
+import * as Sqlite from "@cellgate/adapters/Sqlite"
+import type * as SqlStore from "@cellgate/adapters/SqlStore"
 import type { Integration, Organization, Region, StoredPayload, StoreUnavailable } from "@cellgate/core"
 import { Directory, StoreHealth } from "@cellgate/core"
 import type * as SqlClient from "@effect/sql/SqlClient"

@@ -1,7 +1,9 @@
 /**
  * The store over any `SqlClient` (SQLite or PostgreSQL): directory, volume gate, outbox (with group commit) and
- * health. `Sqlite.layer` and `Postgres.layer` build the client and run the migrations; this module answers every
- * call exactly as the memory store (`Memory.ts`) does.
+ * health (readiness: a query, the migrations, and no write failed since the last append — see `StoreHealth`). A store
+ * that cannot be read or written fails with `StoreUnavailable`, on the directory reads too. `Sqlite.layer` and
+ * `Postgres.layer` build the client and run the migrations; this module answers every call exactly as the memory
+ * store (`Memory.ts`) does.
  *
  * @since 0.1.0
  */
@@ -97,8 +99,50 @@ const storeErrors = (operation: string) => <A, E, R>(self: Effect.Effect<A, E, R
     return Effect.fail(new StoreUnavailable({ operation, cause: Cause.squash(cause) }))
   }) as Effect.Effect<A, (E extends LeaseLost ? LeaseLost : never) | StoreUnavailable, R>
 
-const readErrors = (operation: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, never, R> =>
-  Effect.orDie(storeErrors(operation)(self))
+/**
+ * A directory read the store could not answer (the driver failed: connection refused or lost, I/O error) is the
+ * typed `StoreUnavailable` (503), never a defect; a defect here stays one (a bug: 500).
+ */
+const readErrors =
+  (operation: string) => <A, R>(self: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StoreUnavailable, R> =>
+    Effect.mapError(self, (cause) => new StoreUnavailable({ operation, cause }))
+
+/**
+ * What readiness knows about writes: the last write that failed, until an append succeeds again (an `enqueue`
+ * commit, an import, a replay, or the probe of `StoreHealth.check`). Every write records its failure; only appends
+ * clear it, so that an update that still fits (a claim, a counter) does not hide a disk that cannot grow.
+ */
+interface WriteHealth {
+  readonly failure: () => StoreUnavailable | undefined
+  /** Records the failure of a write (`StoreUnavailable` only; `LeaseLost` is an answer, not a failure). */
+  readonly track: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** `track`, and a success clears the recorded failure. */
+  readonly trackAppend: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Records the end of a write given as an `Exit` (`append`: a success clears the recorded failure). */
+  readonly record: (exit: Exit.Exit<unknown, unknown>, append: boolean) => void
+  readonly failed: (error: StoreUnavailable) => void
+}
+
+const makeWriteHealth = (): WriteHealth => {
+  let failure: StoreUnavailable | undefined
+  const record = (exit: Exit.Exit<unknown, unknown>, append: boolean) => {
+    if (Exit.isSuccess(exit)) {
+      if (append) failure = undefined
+      return
+    }
+    const error = Cause.failureOption(exit.cause)
+    if (Option.isSome(error) && error.value instanceof StoreUnavailable) failure = error.value
+  }
+  return {
+    failure: () => failure,
+    record,
+    failed: (error) => {
+      failure = error
+    },
+    track: (self) => Effect.onExit(self, (exit) => Effect.sync(() => record(exit, false))),
+    trackAppend: (self) => Effect.onExit(self, (exit) => Effect.sync(() => record(exit, true)))
+  }
+}
 
 const toBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -227,7 +271,11 @@ const lastWins = <A, K>(items: ReadonlyArray<A>, key: (a: A) => K): Array<readon
   return Array.from(map.values())
 }
 
-const makeDirectory = (sql: SqlClient.SqlClient, transaction: ReturnType<typeof makeTransaction>) => {
+const makeDirectory = (
+  sql: SqlClient.SqlClient,
+  transaction: ReturnType<typeof makeTransaction>,
+  health: WriteHealth
+) => {
   // the read hot path (every webhook): fixed SQL texts, no statement compiler
   const pg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
   const query = (text: string) => {
@@ -290,7 +338,7 @@ const makeDirectory = (sql: SqlClient.SqlClient, transaction: ReturnType<typeof 
       for (const rows of chunks(organizations, 200)) yield* sql`INSERT INTO organizations ${sql.insert(rows)}`
       for (const rows of chunks(integrations, 200)) yield* sql`INSERT INTO integrations ${sql.insert(rows)}`
       for (const rows of chunks(links, 200)) yield* sql`INSERT INTO organization_integrations ${sql.insert(rows)}`
-    })).pipe(storeErrors("importDirectory"))
+    })).pipe(storeErrors("importDirectory"), health.trackAppend)
 
   const integrations = IntegrationRepo.of({
     byId: (id) =>
@@ -351,7 +399,7 @@ const makeDirectory = (sql: SqlClient.SqlClient, transaction: ReturnType<typeof 
 // volume gate
 // ---------------------------------------------------------------------------------------------------------------
 
-const makeVolumeGate = (sql: SqlClient.SqlClient) =>
+const makeVolumeGate = (sql: SqlClient.SqlClient, health: WriteHealth) =>
   VolumeGate.of({
     // One UPSERT (atomic on both dialects, row-locked on PostgreSQL): the rule of `Memory.volumeHit`. Every SET
     // expression reads the old row; `switched` is stored so that RETURNING can report it.
@@ -381,7 +429,8 @@ const makeVolumeGate = (sql: SqlClient.SqlClient) =>
           bucketed: rows[0].bucketed_until !== null,
           switched: num(rows[0].switched) === 1
         })),
-        storeErrors("VolumeGate.hit")
+        storeErrors("VolumeGate.hit"),
+        health.track
       )
     }
   })
@@ -771,7 +820,8 @@ const nextTick: Effect.Effect<void> = Effect.async<void>((resume) => {
 const makeOutbox = (
   sql: SqlClient.SqlClient,
   transaction: ReturnType<typeof makeTransaction>,
-  options: StoreOptions
+  options: StoreOptions,
+  health: WriteHealth
 ) =>
   Effect.gen(function*() {
     const maxBatch = Math.max(1, options.maxBatch ?? 256)
@@ -791,6 +841,7 @@ const makeOutbox = (
       Effect.gen(function*() {
         const payloads = batch.length === 1 ? batch[0].payloads : batch.flatMap((p) => p.payloads)
         const exit = yield* Effect.exit(storeErrors("enqueue")(commit(payloads)))
+        health.record(exit, true)
         options.onCommit?.({ requests: batch.length, payloads: payloads.length, ok: Exit.isSuccess(exit) })
         for (const p of batch) Deferred.unsafeDone(p.done, exit)
       })
@@ -894,6 +945,9 @@ const makeOutbox = (
     const writeOutcomes = (batch: ReadonlyArray<PendingOutcome>) =>
       Effect.map(Effect.exit(runOutcomes(batch)), (exit) => {
         options.onOutcomeCommit?.({ writes: batch.length, ok: Exit.isSuccess(exit) })
+        if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) {
+          health.failed(new StoreUnavailable({ operation: "drain writes", cause: Cause.squash(exit.cause) }))
+        }
         for (const p of batch) {
           if (Exit.isSuccess(exit)) {
             Deferred.unsafeDone(
@@ -982,14 +1036,16 @@ const makeOutbox = (
               .sort((a, b) => a.due - b.due || compareStrings(a.mailbox, b.mailbox))
               .map((r) => r.mailbox)
           ),
-          storeErrors("claim")
+          storeErrors("claim"),
+          health.track
         ),
       renew: (lease, leaseMs) =>
         sql`UPDATE outbox_mailboxes SET lease_until = ${lease.now + leaseMs}
           WHERE mailbox = ${lease.mailbox} AND lease_owner = ${lease.owner} AND lease_until >= ${lease.now}
           RETURNING mailbox`.pipe(
           Effect.flatMap((rows) => requireRow(rows, lost(lease))),
-          storeErrors("renew")
+          storeErrors("renew"),
+          health.track
         ),
       head: (mailbox, limit) =>
         (limit <= 0 ?
@@ -1050,7 +1106,7 @@ const makeOutbox = (
             )
           }
           return rows.length
-        })).pipe(storeErrors("replay")),
+        })).pipe(storeErrors("replay"), health.trackAppend),
       deadLetters: sql`SELECT ${
         sql.literal(payloadColumns)
       }, dead_at, reason, last_status, last_body FROM outbox_dead_letters ORDER BY id`.pipe(
@@ -1082,18 +1138,34 @@ const makeOutbox = (
 // layer
 // ---------------------------------------------------------------------------------------------------------------
 
-const makeHealth = (sql: SqlClient.SqlClient) =>
-  StoreHealth.of({
-    check: sql`SELECT MAX(migration_id) AS latest FROM ${sql(migrationsTable)}`.pipe(
-      Effect.flatMap((rows) => {
-        const latest = numOrNull(rows[0]?.latest)
-        return latest === latestMigration
-          ? Effect.void
-          : Effect.fail(new Error(`migrations at ${latest}, expected ${latestMigration}`))
-      }),
-      storeErrors("StoreHealth.check")
-    )
+/** The key of the readiness probe's row in `volume_counters` (written and deleted in one transaction). */
+const PROBE_KEY = "cellgate:readiness-probe"
+
+const makeHealth = (
+  sql: SqlClient.SqlClient,
+  transaction: ReturnType<typeof makeTransaction>,
+  health: WriteHealth
+) => {
+  const read = sql`SELECT MAX(migration_id) AS latest FROM ${sql(migrationsTable)}`.pipe(
+    Effect.flatMap((rows) => {
+      const latest = numOrNull(rows[0]?.latest)
+      return latest === latestMigration
+        ? Effect.void
+        : Effect.fail(new Error(`migrations at ${latest}, expected ${latestMigration}`))
+    }),
+    storeErrors("StoreHealth.check")
+  )
+  // after a failed write: one small committed write (a row inserted and deleted again), so that readiness comes
+  // back by itself once the store can write, without waiting for traffic that a 503 `/readyz` keeps away
+  const probe = transaction(Effect.zipRight(
+    sql`INSERT INTO volume_counters (key, window_index, hits, bucketed_until, switched)
+      VALUES (${PROBE_KEY}, 0, 0, NULL, 0) ON CONFLICT (key) DO NOTHING`,
+    sql`DELETE FROM volume_counters WHERE key = ${PROBE_KEY}`
+  )).pipe(storeErrors("StoreHealth.probe"), health.trackAppend)
+  return StoreHealth.of({
+    check: Effect.zipRight(read, Effect.suspend(() => (health.failure() === undefined ? Effect.void : probe)))
   })
+}
 
 /**
  * Every store service over the `SqlClient` in context (migrations must have run).
@@ -1105,14 +1177,15 @@ export const layer = (options: StoreOptions = {}): Layer.Layer<Services, never, 
   Layer.scopedContext(Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const transaction = makeTransaction(sql)
-    const directory = makeDirectory(sql, transaction)
-    const outbox = yield* makeOutbox(sql, transaction, options)
+    const health = makeWriteHealth()
+    const directory = makeDirectory(sql, transaction, health)
+    const outbox = yield* makeOutbox(sql, transaction, options, health)
     return Context.make(IntegrationRepo, directory.integrations).pipe(
       Context.add(OrgRepo, directory.orgs),
       Context.add(RegionDirectory, directory.regions),
       Context.add(DirectoryStore, directory.store),
-      Context.add(VolumeGate, makeVolumeGate(sql)),
+      Context.add(VolumeGate, makeVolumeGate(sql, health)),
       Context.add(Outbox, outbox),
-      Context.add(StoreHealth, makeHealth(sql))
+      Context.add(StoreHealth, makeHealth(sql, transaction, health))
     )
   }))

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Effect, Exit, FiberSet, Layer, Metric, Option, Random, Ref } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Exit, FiberSet, Layer, Metric, Option, Random, Ref } from "effect"
 import type { Region } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import { RegionTransportError } from "./Errors.js"
@@ -16,6 +16,7 @@ import { outgoingHeaders } from "./Forwarding.js"
 import * as Metrics from "./Metrics.js"
 import type { Lease, RegionResponse, StoredPayload } from "./Services.js"
 import { Outbox, RegionClient, RegionDirectory } from "./Services.js"
+import * as StoreOutage from "./StoreOutage.js"
 
 /**
  * The `delivery` section of the configuration (INTERFACES.md), with its defaults.
@@ -46,6 +47,8 @@ export interface DeliveryConfig {
   readonly leaseMs: number
   /** Mailboxes claimed per claim query (at most the free drain slots). */
   readonly claimBatch: number
+  /** A region's answer is read up to this many bytes; the rest is not read (the start is what is stored). */
+  readonly maxAnswerBytes: number
 }
 
 /**
@@ -67,7 +70,8 @@ export const defaultDeliveryConfig: DeliveryConfig = {
   skipOnFailureProviders: ["github"],
   concurrency: 16,
   leaseMs: 30_000,
-  claimBatch: 32
+  claimBatch: 32,
+  maxAnswerBytes: 1_048_576
 }
 
 /**
@@ -275,6 +279,18 @@ const REGION_CACHE_MS = 1_000
  */
 export const SKIP_RECHECK_MS = 30_000
 
+/**
+ * The `lastError` of a payload whose attempt hit a defect (the cause is in the log, never in the store: it may
+ * carry anything).
+ *
+ * @since 0.2.0
+ * @category policy
+ */
+export const DEFECT_ERROR = "internal error while delivering (see the worker's log)"
+
+const firstValue = (v: string | ReadonlyArray<string> | undefined): string | undefined =>
+  typeof v === "string" ? v : v?.[0]
+
 const transportError = (region: string, kind: "timeout" | "connection", detail: string) =>
   new RegionTransportError({ region, kind, detail })
 
@@ -286,6 +302,8 @@ const transportError = (region: string, kind: "timeout" | "connection", detail: 
  * - otherwise → `retry` at `backoffDelay` (or a longer `Retry-After`, capped); the failure that uses up
  *   `maxAttempts` dead-letters instead;
  * - a payload that already has `maxAttempts` or is older than `maxAgeMs` is dead-lettered without being sent;
+ * - a defect while delivering a payload (a bug, a region secret that cannot sign) is a failed attempt of it, logged
+ *   with its cause and stored as `DEFECT_ERROR`: retried, then dead-lettered; nothing is sent again uncounted;
  * - a strict mailbox stops at a payload that is waiting; a mailbox of a `skipOnFailureProviders` provider goes on past
  *   it, attempting only payloads whose own `nextAttemptAt` is due, and counts each out-of-order attempt in
  *   `cellgate_ordering_relaxed_total{reason="skip_on_failure"}`; such a mailbox with waiting payloads is due again
@@ -377,7 +395,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     return { _tag: "Waiting", nextAttemptAt } as Step
   })
 
-  const attempt = Effect.fnUntraced(function*(p: StoredPayload) {
+  const attemptOnce = Effect.fnUntraced(function*(p: StoredPayload) {
     const now = yield* Clock.currentTimeMillis
     if (p.attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", null, p.lastError)
     if (now - p.receivedAt > settings.maxAgeMs) return yield* toDeadLetter(p, now, "max_age", null, p.lastError)
@@ -394,7 +412,8 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     }, now)
     sent++
     const answer = yield* client.send(region, { method: p.method, path: p.path, headers, body: p.body }, {
-      timeoutMs: settings.requestTimeoutMs
+      timeoutMs: settings.requestTimeoutMs,
+      maxAnswerBytes: settings.maxAnswerBytes
     }).pipe(
       // a guard against a client that ignores its timeout
       Effect.timeoutFail({
@@ -407,6 +426,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     yield* Metrics.deliverySeconds.update((end - now) / 1000, region.name)
     if (answer._tag === "Left") return yield* failed(p, answer.left.message, null, null, Option.none())
     const response: RegionResponse = answer.right
+    if (response.truncated === true) yield* Metrics.truncatedTotal.update(1, "stored_answer")
     switch (classify(response.status)) {
       case "ok": {
         yield* outbox.complete(lease(end), p.id)
@@ -422,10 +442,23 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
           `HTTP ${response.status}`,
           response.status,
           truncateBody(response.body),
-          parseRetryAfter(response.headers["retry-after"], end)
+          parseRetryAfter(firstValue(response.headers["retry-after"]), end)
         )
     }
   })
+
+  // A defect while delivering one payload (a bug, a secret that cannot sign, a client that throws) is an attempt of
+  // that payload like any other failure: retried with backoff, dead-lettered after `maxAttempts`. Without this the
+  // drain would die and the mailbox be released without counting, so the same payload would fail again forever.
+  const attempt = (p: StoredPayload) =>
+    attemptOnce(p).pipe(
+      Effect.catchAllDefect((defect) =>
+        Effect.logError("delivery failed with a defect; counted as an attempt", Cause.die(defect)).pipe(
+          Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId }),
+          Effect.zipRight(failed(p, DEFECT_ERROR, null, null, Option.none()))
+        )
+      )
+    )
 
   const strict = Effect.fnUntraced(function*(first: ReadonlyArray<StoredPayload>) {
     for (let page: ReadonlyArray<StoredPayload> | undefined = first;; page = undefined) {
@@ -497,21 +530,13 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
           { leaseLost: true, storeFailed: false }
         ),
       StoreUnavailable: (e: StoreUnavailable) =>
-        Effect.as(
-          Effect.logError("store unavailable; drain stopped").pipe(
-            Effect.annotateLogs({ mailbox, operation: e.operation })
-          ),
-          { leaseLost: false, storeFailed: true }
-        )
+        Effect.as(StoreOutage.report(e), { leaseLost: false, storeFailed: true })
     })
   )
 
   const releaseLease = Effect.flatMap(Clock.currentTimeMillis, (now) =>
     outbox.release(lease(now), nextDue).pipe(
-      Effect.catchTag("StoreUnavailable", (e) =>
-        Effect.logError("store unavailable; lease not released").pipe(
-          Effect.annotateLogs({ mailbox, operation: e.operation })
-        ))
+      Effect.catchTag("StoreUnavailable", StoreOutage.report)
     ))
 
   const flags = yield* run.pipe(Effect.onExit((exit) => {
@@ -580,8 +605,11 @@ const GAUGE_INTERVAL_MS = 5_000
 /**
  * The delivery loop of one worker: claim up to `min(claimBatch, free slots)` due mailboxes for `leaseMs`, drain up to
  * `concurrency` of them at once, and when nothing more can be claimed sleep `pollIntervalMs` or until woken
- * (`DeliveryWake.notify`, or a drain finishing). Runs until interrupted; interruption stops the claims, interrupts the
- * drains and releases their leases (a request in flight is sent again later: at-least-once).
+ * (`DeliveryWake.notify`, or a drain finishing). While claims fail with `StoreUnavailable` it backs off
+ * (`StoreOutage.claimRetryDelay`: 0.5 s doubling to 5 s; only a wake cuts it short), logs through the outage log
+ * (one line per interval, with a count) and recovers by itself at the first claim that succeeds. Runs until
+ * interrupted; interruption stops the claims, interrupts the drains and releases their leases (a request in flight
+ * is sent again later: at-least-once).
  *
  * @since 0.1.0
  * @category delivery
@@ -597,6 +625,7 @@ export const runWorker = (
     const drains = yield* FiberSet.make()
     const active = new Set<string>()
     let gaugesAt = Number.NEGATIVE_INFINITY
+    let claimFailures = 0
     yield* Effect.logInfo("delivery worker started").pipe(Effect.annotateLogs({ owner }))
     yield* Effect.addFinalizer(() => Effect.logInfo("delivery worker stopped").pipe(Effect.annotateLogs({ owner })))
 
@@ -613,11 +642,13 @@ export const runWorker = (
       if (free > 0) {
         const limit = Math.min(settings.claimBatch, free)
         const claimed = yield* outbox.claim({ owner, now, leaseMs: settings.leaseMs, limit }).pipe(
-          Effect.catchTag("StoreUnavailable", (e) =>
-            Effect.as(
-              Effect.logError("store unavailable; claim failed").pipe(Effect.annotateLogs({ operation: e.operation })),
-              []
-            ))
+          Effect.tap(() => {
+            claimFailures = 0
+          }),
+          Effect.catchTag("StoreUnavailable", (e) => {
+            claimFailures++
+            return Effect.as(StoreOutage.report(e), [])
+          })
         )
         for (const mailbox of claimed) {
           if (active.has(mailbox)) continue
@@ -639,6 +670,14 @@ export const runWorker = (
         more = claimed.length === limit && active.size < settings.concurrency
       }
       if (more) return
+      if (claimFailures > 0) {
+        // the store is down: a drain ending (it failed too) does not cut the backoff short, an enqueue does
+        yield* Effect.raceAll([
+          Effect.sleep(StoreOutage.claimRetryDelay(claimFailures, settings.pollIntervalMs)),
+          woken
+        ])
+        return
+      }
       yield* Effect.raceAll([Effect.sleep(settings.pollIntervalMs), woken, slot])
     })
     return yield* Effect.forever(cycle)

@@ -21,7 +21,8 @@ export interface Options {
 
 /**
  * Wraps `IntegrationRepo`, `OrgRepo` and `RegionDirectory` with caches of `ttlMs`, and `DirectoryStore` so that an
- * import through this process clears them at once. Answers (including "not found") are reused for at most `ttlMs`.
+ * import through this process clears them at once. Answers (including "not found") are reused for at most `ttlMs`;
+ * failures (`StoreUnavailable`) are never cached.
  *
  * @since 0.1.0
  * @category layers
@@ -42,10 +43,11 @@ export const layer = (
     const capacity = options.capacity ?? 10_000
     const caches: Array<TtlCache<string, unknown>> = []
 
-    const cached = <A extends ReadonlyArray<unknown>, B>(
+    // a failed load (`StoreUnavailable`) is not cached: the next call asks the store again
+    const cached = <A extends ReadonlyArray<unknown>, B, E>(
       key: (...args: A) => string,
-      load: (...args: A) => Effect.Effect<B>
-    ): (...args: A) => Effect.Effect<B> => {
+      load: (...args: A) => Effect.Effect<B, E>
+    ): (...args: A) => Effect.Effect<B, E> => {
       const cache = new TtlCache<string, B>(capacity)
       caches.push(cache as TtlCache<string, unknown>)
       return (...args) =>

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
+import { Either, Encoding, Schema } from "effect"
 import { IntegrationId, OrganizationId, RegionName } from "./Ids.js"
 
 /**
@@ -80,7 +80,50 @@ export class OrganizationIntegration extends Schema.Class<OrganizationIntegratio
 }) {}
 
 /**
- * A regional deployment. `secret` (Standard Webhooks format `whsec_<base64>`) signs every request sent to it.
+ * The fewest key bytes a region secret may decode to (the Standard Webhooks test vector's secret has 24).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const REGION_SECRET_MIN_BYTES = 24
+
+/**
+ * Whether `secret` is `whsec_` followed by valid base64 (`effect/Encoding`, one line) of at least
+ * `REGION_SECRET_MIN_BYTES` bytes: the key the delivery signs with.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const isRegionSecret = (secret: string): boolean =>
+  secret.startsWith("whsec_") &&
+  // `Encoding.decodeBase64` skips line breaks; a secret is one line
+  !/[\r\n]/.test(secret) &&
+  Either.match(Encoding.decodeBase64(secret.slice("whsec_".length)), {
+    onLeft: () => false,
+    onRight: (key) => key.length >= REGION_SECRET_MIN_BYTES
+  })
+
+/**
+ * A region's signing secret, `Redacted`: `whsec_` + base64 of at least 24 bytes (INTERFACES.md). The one check of
+ * that rule: the configuration file, `makeServer` and every `Directory` / `Region` decoded or constructed go through
+ * it, so a secret that cannot sign is a configuration error, never a mailbox stalled at delivery time. Its message
+ * never shows the value.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const RegionSecret = Schema.Redacted(
+  Schema.String.pipe(Schema.filter(isRegionSecret, {
+    identifier: "RegionSecret",
+    message: () =>
+      `a region secret is "whsec_" followed by valid base64 of at least ${REGION_SECRET_MIN_BYTES} bytes ` +
+      "(the value is not shown)"
+  }))
+)
+
+/**
+ * A regional deployment. `secret` (Standard Webhooks format `whsec_<base64>`, see `RegionSecret`) signs every request
+ * sent to it.
  *
  * @since 0.1.0
  * @category models
@@ -88,7 +131,7 @@ export class OrganizationIntegration extends Schema.Class<OrganizationIntegratio
 export class Region extends Schema.Class<Region>("Region")({
   name: RegionName,
   url: Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "an http(s) URL" })),
-  secret: Schema.optional(Schema.Redacted(Schema.String))
+  secret: Schema.optional(RegionSecret)
 }) {}
 
 /**
@@ -138,14 +181,32 @@ export const WebhookRequest = Schema.Struct({
 export type WebhookRequest = typeof WebhookRequest.Type
 
 /**
- * What cellgate answers. `body` is text or bytes (relayed region answers keep their bytes).
+ * Headers of an answer: lower-cased names to one value or, for a repeated header (several `Set-Cookie`), its values
+ * in order, each written as a header of its own.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const ResponseHeaders = Schema.Record({
+  key: Schema.String,
+  value: Schema.Union(Schema.String, Schema.Array(Schema.String))
+})
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ResponseHeaders = typeof ResponseHeaders.Type
+
+/**
+ * What cellgate answers. `body` is text or bytes (relayed region answers keep their bytes); a repeated header of a
+ * relayed answer stays an array of values (`ResponseHeaders`).
  *
  * @since 0.1.0
  * @category models
  */
 export const WebhookResponse = Schema.Struct({
   status: Schema.Int,
-  headers: Headers,
+  headers: ResponseHeaders,
   body: Schema.Union(Schema.String, Schema.Uint8ArrayFromSelf)
 })
 /**

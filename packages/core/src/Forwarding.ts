@@ -7,69 +7,120 @@
  */
 import { Effect, Redacted } from "effect"
 import type { Region } from "./Domain.js"
-
-const DROPPED = new Set([
-  "host",
-  "content-length",
-  "content-encoding",
-  "x-forwarded-proto",
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailers",
-  "transfer-encoding",
-  "upgrade"
-])
+import * as Metrics from "./Metrics.js"
 
 /**
- * The headers of an incoming request that may be forwarded: all but `host`, `content-length`, `content-encoding`,
- * `x-forwarded-proto`, the hop-by-hop headers and any `x-cellgate-*` header.
+ * The hop-by-hop headers (RFC 9110 §7.6.1, plus `host` and the legacy `keep-alive` / `proxy-connection`): never sent
+ * on, never relayed; every header named in `Connection` is hop-by-hop too. The one list of cellgate: the region
+ * client, the relayed answers and the control proxy all use it.
  *
  * @since 0.1.0
  * @category forwarding
  */
-export const forwardableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
-  const out: Record<string, string> = {}
-  const listed = connectionListed(headers)
-  for (const key in headers) {
-    const k = key.toLowerCase()
-    if (DROPPED.has(k) || k.startsWith("x-cellgate-") || listed?.has(k)) continue
-    out[k] = headers[key]!
-  }
-  return out
-}
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "trailers",
+  "transfer-encoding",
+  "upgrade",
+  "host"
+])
+
+/** Not forwarded to a region besides the hop-by-hop headers (ROUTING.md §6). */
+const NOT_FORWARDED = new Set(["content-length", "content-encoding", "x-forwarded-proto"])
+
+/**
+ * Headers as a map of lower-cased names to one value or, for a repeated header (several `Set-Cookie`), its values in
+ * order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HeaderValues = Readonly<Record<string, string | ReadonlyArray<string>>>
 
 /** Headers named in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
-const connectionListed = (headers: Readonly<Record<string, string>>): Set<string> | undefined => {
+const connectionListed = (headers: HeaderValues): Set<string> | undefined => {
   let listed: Set<string> | undefined
   for (const key in headers) {
     if (key.toLowerCase() !== "connection") continue
-    for (const token of headers[key]!.split(",")) {
-      const t = token.trim().toLowerCase()
-      if (t !== "") (listed ??= new Set()).add(t)
+    const v = headers[key]!
+    for (const line of typeof v === "string" ? [v] : v) {
+      for (const token of line.split(",")) {
+        const t = token.trim().toLowerCase()
+        if (t !== "") (listed ??= new Set()).add(t)
+      }
     }
   }
   return listed
 }
 
 /**
- * Hop-by-hop headers of a region's answer that are not relayed.
+ * The headers without the hop-by-hop ones (`HOP_BY_HOP` and those named in `Connection`), lower-cased; repeated
+ * values stay separate.
  *
  * @since 0.1.0
  * @category forwarding
  */
-export const relayableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> => {
-  const out: Record<string, string> = {}
+export const withoutHopByHop: {
+  (headers: Readonly<Record<string, string>>): Record<string, string>
+  (headers: HeaderValues): Record<string, string | ReadonlyArray<string>>
+} = (headers: HeaderValues): Record<string, any> => endToEnd(headers, undefined, false)
+
+const endToEnd = (
+  headers: HeaderValues,
+  extra: ReadonlySet<string> | undefined,
+  dropCellgate: boolean
+): Record<string, string | ReadonlyArray<string>> => {
+  const out: Record<string, string | ReadonlyArray<string>> = {}
   const listed = connectionListed(headers)
   for (const key in headers) {
     const k = key.toLowerCase()
-    if (DROPPED.has(k) || listed?.has(k)) continue
+    if (HOP_BY_HOP.has(k) || extra?.has(k) || listed?.has(k) || (dropCellgate && k.startsWith("x-cellgate-"))) {
+      continue
+    }
     out[k] = headers[key]!
   }
   return out
 }
+
+/**
+ * The headers of an incoming request that may be forwarded: all but `host`, `content-length`, `content-encoding`,
+ * `x-forwarded-proto`, the hop-by-hop headers (`HOP_BY_HOP`, and those named in `Connection`) and any `x-cellgate-*`
+ * header.
+ *
+ * @since 0.1.0
+ * @category forwarding
+ */
+export const forwardableHeaders = (headers: Readonly<Record<string, string>>): Record<string, string> =>
+  endToEnd(headers, NOT_FORWARDED, true) as Record<string, string>
+
+const NOT_RELAYED = new Set(["content-length"])
+
+/**
+ * The headers of a region's answer that are relayed: all but the hop-by-hop ones and `content-length` (the gateway
+ * sets its own); repeated headers (several `Set-Cookie`) stay separate.
+ *
+ * @since 0.1.0
+ * @category forwarding
+ */
+export const relayableHeaders: {
+  (headers: Readonly<Record<string, string>>): Record<string, string>
+  (headers: HeaderValues): Record<string, string | ReadonlyArray<string>>
+} = (headers: HeaderValues): Record<string, any> => endToEnd(headers, NOT_RELAYED, false)
+
+/**
+ * At most this many of the sender's headers go on the hop to a region (cellgate's own `x-cellgate-*` come first and
+ * are not counted): a region's own header limit must never push out `host` or cellgate's headers.
+ *
+ * @since 0.1.0
+ * @category forwarding
+ */
+export const MAX_SENDER_HEADERS = 100
 
 const encoder = new TextEncoder()
 
@@ -121,9 +172,11 @@ export interface CellgateHeaders {
 }
 
 /**
- * The headers of a request to `region`: the forwardable headers of the original, plus `x-cellgate-delivery-id`,
- * `x-cellgate-attempt`, `x-cellgate-mailbox` (deliveries) and, when the region has a secret,
- * `x-cellgate-timestamp` and `x-cellgate-signature`. `nowMs` comes from the caller's `Clock`.
+ * The headers of a request to `region`: first cellgate's own `x-cellgate-delivery-id`, `x-cellgate-attempt`,
+ * `x-cellgate-mailbox` (deliveries) and, when the region has a secret, `x-cellgate-timestamp` and
+ * `x-cellgate-signature`; then the forwardable headers of the original, at most `MAX_SENDER_HEADERS` of them (the
+ * rest are dropped, counted in `cellgate_truncated_total{kind="hop_headers"}` and logged). `nowMs` comes from the
+ * caller's `Clock`.
  *
  * @since 0.1.0
  * @category forwarding
@@ -135,7 +188,7 @@ export const outgoingHeaders = Effect.fnUntraced(function*(
   meta: CellgateHeaders,
   nowMs: number
 ) {
-  const headers = forwardableHeaders(original)
+  const headers: Record<string, string> = {}
   headers["x-cellgate-delivery-id"] = meta.deliveryId
   headers["x-cellgate-attempt"] = String(meta.attempt)
   if (meta.mailbox !== undefined) headers["x-cellgate-mailbox"] = meta.mailbox
@@ -143,6 +196,21 @@ export const outgoingHeaders = Effect.fnUntraced(function*(
     const timestamp = Math.floor(nowMs / 1000)
     headers["x-cellgate-timestamp"] = String(timestamp)
     headers["x-cellgate-signature"] = yield* sign(Redacted.value(region.secret), meta.deliveryId, timestamp, body)
+  }
+  const sender = forwardableHeaders(original)
+  let kept = 0
+  let dropped = 0
+  for (const k in sender) {
+    if (kept < MAX_SENDER_HEADERS) {
+      headers[k] = sender[k]!
+      kept++
+    } else dropped++
+  }
+  if (dropped > 0) {
+    yield* Metrics.truncatedTotal.update(dropped, "hop_headers")
+    yield* Effect.logWarning("sender headers dropped on the hop").pipe(
+      Effect.annotateLogs({ region: region.name, kept, dropped })
+    )
   }
   return headers
 })

@@ -15,8 +15,10 @@ import type { IntegrationId, RegionName } from "./Ids.js"
 import * as Metrics from "./Metrics.js"
 import type { ProviderContext } from "./Provider.js"
 import { classify, ProviderRegistry } from "./Provider.js"
+import * as Redaction from "./Redaction.js"
 import type { NewPayload, RegionResponse } from "./Services.js"
 import { ControlHandler, Outbox, RegionClient, RegionDirectory } from "./Services.js"
+import * as StoreOutage from "./StoreOutage.js"
 
 /**
  * Settings of the request path.
@@ -25,8 +27,20 @@ import { ControlHandler, Outbox, RegionClient, RegionDirectory } from "./Service
  * @category services
  */
 export class GatewaySettings extends Context.Reference<GatewaySettings>()("@cellgate/core/GatewaySettings", {
-  defaultValue: () => ({ requestTimeoutMs: 12_000 })
+  defaultValue: (): {
+    readonly requestTimeoutMs: number
+    /** A relayed answer longer than this is 502 `answer_too_large` (default 1 MiB, `delivery.maxAnswerBytes`). */
+    readonly maxAnswerBytes?: number
+  } => ({ requestTimeoutMs: 12_000 })
 }) {}
+
+/**
+ * The default of `delivery.maxAnswerBytes` (1 MiB).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const DEFAULT_MAX_ANSWER_BYTES = 1_048_576
 
 /**
  * Everything `handleWebhook` needs.
@@ -59,20 +73,24 @@ export const routeWebhook = (
     if (c.reason !== "unknown provider" && c.reason !== "empty provider") return Effect.succeed(outcome)
     return Effect.as(
       Effect.logWarning("unknown provider").pipe(
-        Effect.annotateLogs({ provider: c.provider ?? "", path: redactPath(request.path, registry) })
+        Effect.annotateLogs({
+          provider: Redaction.redactPath(c.provider ?? ""),
+          path: redactPath(request.path, registry)
+        })
       ),
       outcome
     )
   })
 
 /**
- * The path with secrets (tokens) replaced, for logs.
+ * The path with secrets replaced, for logs: core's structural redactor (`Redaction.redactPath`: Jira Server tokens,
+ * JWTs and `jwt` query values, whatever the spelling of the route), then each provider's own `redactPath`, if any.
  *
  * @since 0.1.0
  * @category utils
  */
 export const redactPath = (path: string, registry: ProviderRegistry["Type"]): string => {
-  let out = path.replace(/([?&]jwt=)[^&]*/g, "$1<jwt>")
+  let out = Redaction.redactPath(path)
   for (const p of registry.all) if (p.redactPath !== undefined) out = p.redactPath(out)
   return out
 }
@@ -97,16 +115,22 @@ export const errorResponse = (
 })
 
 /**
- * One region's answer relayed to the sender, with `x-cellgate-region`.
+ * One region's answer relayed to the sender, with `x-cellgate-region` (repeated headers stay separate); an answer
+ * longer than the cap (`truncated`) is never relayed in part: 502 `answer_too_large`.
  *
  * @since 0.1.0
  * @category responses
  */
-export const relay = (region: RegionName, answer: RegionResponse): WebhookResponse => ({
-  status: answer.status,
-  headers: { ...relayableHeaders(answer.headers), "x-cellgate-region": region },
-  body: answer.body
-})
+export const relay = (region: RegionName, answer: RegionResponse): WebhookResponse =>
+  answer.truncated === true
+    ? errorResponse(502, "answer_too_large", `the answer of region ${region} is larger than delivery.maxAnswerBytes`, {
+      "x-cellgate-region": region
+    })
+    : {
+      status: answer.status,
+      headers: { ...relayableHeaders(answer.headers), "x-cellgate-region": region },
+      body: answer.body
+    }
 
 const transportResponse = (error: RegionTransportError): WebhookResponse =>
   error.kind === "timeout"
@@ -115,15 +139,27 @@ const transportResponse = (error: RegionTransportError): WebhookResponse =>
 
 const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
   const client = yield* RegionClient
-  const { requestTimeoutMs } = yield* GatewaySettings
+  const { maxAnswerBytes = DEFAULT_MAX_ANSWER_BYTES, requestTimeoutMs } = yield* GatewaySettings
   const now = yield* Clock.currentTimeMillis
   const headers = yield* outgoingHeaders(region, request.headers, request.body, {
     deliveryId: crypto.randomUUID(),
     attempt: 1
   }, now)
-  return yield* client.send(region, { method: request.method, path: request.path, headers, body: request.body }, {
-    timeoutMs: requestTimeoutMs
-  })
+  const answer = yield* client.send(
+    region,
+    { method: request.method, path: request.path, headers, body: request.body },
+    {
+      timeoutMs: requestTimeoutMs,
+      maxAnswerBytes
+    }
+  )
+  if (answer.truncated === true) {
+    yield* Metrics.truncatedTotal.update(1, "relayed_answer")
+    yield* Effect.logWarning("region answer over delivery.maxAnswerBytes: not relayed").pipe(
+      Effect.annotateLogs({ region: region.name, max_answer_bytes: maxAnswerBytes })
+    )
+  }
+  return answer
 })
 
 /**
@@ -160,7 +196,7 @@ export const forward = Effect.fn("forward")(function*(
     const a = answers[i]!
     if (a._tag === "Left") continue
     const relayed = relay(regions[i]!.name, a.right)
-    if (a.right.status >= 200 && a.right.status < 300) return relayed
+    if (a.right.status >= 200 && a.right.status < 300 && a.right.truncated !== true) return relayed
     firstAnswer ??= relayed
   }
   if (firstAnswer !== undefined) return firstAnswer
@@ -223,9 +259,10 @@ const respondTo = (
 
 /**
  * Routes one webhook and carries the decision out. Never fails: a region missing from the directory is 500
- * `region_not_found`, a store that cannot write is 503 `store_unavailable` with `Retry-After: 5`. Logs one line per
- * webhook (provider, decision, regions, mailboxes, status, latency; its message is the provider's event when it has one,
- * e.g. `jira_server.no_integration`, else `webhook`) and counts it.
+ * `region_not_found`, a store that cannot be read or written is 503 `store_unavailable` with `Retry-After: 5`
+ * (logged once per interval by `StoreOutage`). Logs one line per webhook (provider, decision, regions, mailboxes,
+ * status, latency; its message is the provider's event when it has one, e.g. `jira_server.no_integration`, else
+ * `webhook`) and counts it.
  *
  * @since 0.1.0
  * @category routing
@@ -235,19 +272,24 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
     const routed = yield* Effect.either(routeWebhook(request))
     let outcome: RouteOutcome | undefined
     let response: WebhookResponse
+    const failure = routed._tag === "Left" ? routed.left : undefined
     if (routed._tag === "Left") {
       response = failureResponse(routed.left)
     } else {
       outcome = routed.right
       const answered = yield* Effect.either(respondTo(outcome, request))
       response = answered._tag === "Right" ? answered.right : failureResponse(answered.left)
+      if (answered._tag === "Left") yield* StoreOutage.report(answered.left)
     }
-    const provider = outcome?.provider ?? "control"
+    // an outage is logged once per interval with a count (StoreOutage), never once per request
+    if (failure?._tag === "StoreUnavailable") yield* StoreOutage.report(failure)
+    const registry = yield* ProviderRegistry
+    // a bounded label (a known provider, `control` or `unknown`), never the raw path segment
+    const provider = Metrics.providerLabel(outcome?.provider, registry)
     const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
     yield* Metrics.decisionsTotal.update(1, provider, kind)
     yield* Metrics.requestsTotal.update(1, provider, String(response.status))
     const now = yield* Clock.currentTimeMillis
-    const registry = yield* ProviderRegistry
     // the fields are a second message part, not annotations: annotating would update the fiber's log context
     const fields = {
       provider,
@@ -269,7 +311,7 @@ export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookRes
 const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookResponse =>
   error._tag === "RegionNotFound"
     ? errorResponse(500, "region_not_found", error.message)
-    : errorResponse(503, "store_unavailable", "the store could not take the webhook; retry later", {
+    : errorResponse(503, "store_unavailable", "the store is unavailable; retry later", {
       "retry-after": "5"
     })
 

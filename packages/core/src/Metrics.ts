@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
+import { ProviderRegistry } from "./Provider.js"
 
 const secondsBoundaries: MetricBoundaries.MetricBoundaries = MetricBoundaries.fromIterable([
   0.0005,
@@ -87,6 +88,47 @@ export const deliveriesTotal = counter("cellgate_deliveries_total", ["region", "
 export const deliverySeconds = histogram("cellgate_delivery_seconds", ["region"])
 /** @since 0.1.0 */
 export const orderingRelaxedTotal = counter("cellgate_ordering_relaxed_total", ["reason"])
+/** `kind`: `relayed_answer`, `stored_answer` (a region's answer over the cap), `hop_headers` (sender headers). @since 0.1.0 */
+export const truncatedTotal = counter("cellgate_truncated_total", ["kind"])
+
+/**
+ * The `provider` label of a request: a provider the registry knows by that name, `control` when there is no
+ * provider (not an `/extensions/` path, a setup or link path, an empty segment), else `unknown`. Labels come only
+ * from these bounded sets — never a raw path segment, which a sender could vary without end.
+ *
+ * @since 0.2.0
+ * @category labels
+ */
+export const providerLabel = (
+  provider: string | null | undefined,
+  registry: { readonly get: (name: string) => unknown }
+): string => {
+  if (provider === null || provider === undefined || provider === "" || provider === "control") return "control"
+  return registry.get(provider) === undefined ? "unknown" : provider
+}
+
+/**
+ * The `provider` label of a raw request target, for answers made before routing (413): the first segment after
+ * `/extensions/` (`-` as `_`) through `providerLabel`; any other path is `control`.
+ *
+ * @since 0.2.0
+ * @category labels
+ */
+export const pathProviderLabel = (path: string, registry: { readonly get: (name: string) => unknown }): string => {
+  if (!path.startsWith("/extensions/")) return "control"
+  const rest = path.slice("/extensions/".length)
+  const end = rest.search(/[/?]/)
+  return providerLabel((end === -1 ? rest : rest.slice(0, end)).replaceAll("-", "_"), registry)
+}
+
+/**
+ * `pathProviderLabel` with the registry of the context.
+ *
+ * @since 0.2.0
+ * @category labels
+ */
+export const pathLabel = (path: string): Effect.Effect<string, never, ProviderRegistry> =>
+  Effect.map(ProviderRegistry, (registry) => pathProviderLabel(path, registry))
 
 /**
  * Adds one to a counter.

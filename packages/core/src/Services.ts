@@ -1,7 +1,8 @@
 /**
  * The services the core runs on. Each is a `Context.Tag`; the layers live in `@cellgate/adapters` (memory, SQLite,
- * PostgreSQL, HTTP). Every method has `R = never`; store errors on read paths are defects, on the outbox write path
- * they are the typed `StoreUnavailable`.
+ * PostgreSQL, HTTP). Every method has `R = never`. A store that cannot be read or written fails with the typed
+ * `StoreUnavailable` (answered 503 `store_unavailable`, `Retry-After: 5`), on the directory reads as on the outbox; a
+ * defect is a bug (500).
  *
  * @since 0.1.0
  */
@@ -12,38 +13,44 @@ import type { LeaseLost, RegionTransportError, StoreUnavailable } from "./Errors
 import type { IntegrationId, OrganizationId, RegionName } from "./Ids.js"
 
 /**
- * Integrations, by id or by (provider, external id). Returns any status: callers match only `active` ones.
+ * Integrations, by id or by (provider, external id). Returns any status: callers match only `active` ones. A store
+ * that cannot be read fails with `StoreUnavailable` (an implementation that cannot fail keeps `never`).
  *
  * @since 0.1.0
  * @category services
  */
 export class IntegrationRepo extends Context.Tag("@cellgate/core/IntegrationRepo")<IntegrationRepo, {
-  readonly byId: (id: IntegrationId) => Effect.Effect<Option.Option<Integration>>
-  readonly byExternalId: (provider: string, externalId: string) => Effect.Effect<Option.Option<Integration>>
+  readonly byId: (id: IntegrationId) => Effect.Effect<Option.Option<Integration>, StoreUnavailable>
+  readonly byExternalId: (
+    provider: string,
+    externalId: string
+  ) => Effect.Effect<Option.Option<Integration>, StoreUnavailable>
 }>() {}
 
 /**
- * Organizations and their links to integrations.
+ * Organizations and their links to integrations. A store that cannot be read fails with `StoreUnavailable`.
  *
  * @since 0.1.0
  * @category services
  */
 export class OrgRepo extends Context.Tag("@cellgate/core/OrgRepo")<OrgRepo, {
   /** Ids of the organizations with an `active` link to the integration (any order, possibly repeated). */
-  readonly activeOrganizationIds: (integrationId: IntegrationId) => Effect.Effect<ReadonlyArray<OrganizationId>>
+  readonly activeOrganizationIds: (
+    integrationId: IntegrationId
+  ) => Effect.Effect<ReadonlyArray<OrganizationId>, StoreUnavailable>
   /** The organizations that exist among `ids` (missing ids are skipped; any order). */
-  readonly byIds: (ids: ReadonlyArray<OrganizationId>) => Effect.Effect<ReadonlyArray<Organization>>
+  readonly byIds: (ids: ReadonlyArray<OrganizationId>) => Effect.Effect<ReadonlyArray<Organization>, StoreUnavailable>
 }>() {}
 
 /**
- * The regions cellgate delivers to.
+ * The regions cellgate delivers to. A store that cannot be read fails with `StoreUnavailable`.
  *
  * @since 0.1.0
  * @category services
  */
 export class RegionDirectory extends Context.Tag("@cellgate/core/RegionDirectory")<RegionDirectory, {
-  readonly byName: (name: RegionName) => Effect.Effect<Option.Option<Region>>
-  readonly all: Effect.Effect<ReadonlyArray<Region>>
+  readonly byName: (name: RegionName) => Effect.Effect<Option.Option<Region>, StoreUnavailable>
+  readonly all: Effect.Effect<ReadonlyArray<Region>, StoreUnavailable>
 }>() {}
 
 /**
@@ -221,13 +228,18 @@ export interface OutgoingRequest {
  */
 export interface RegionResponse {
   readonly status: number
-  readonly headers: Readonly<Record<string, string>>
+  /** Lower-cased; a repeated header (several `Set-Cookie`) is an array of its values in order. */
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string>>>
+  /** The start of the answer: at most `maxAnswerBytes` when the client was given a cap. */
   readonly body: Uint8Array
+  /** The answer was longer than `maxAnswerBytes`: `body` is its start only (the rest was not read). */
+  readonly truncated?: boolean
 }
 
 /**
  * Sends one request to a region (delivery or synchronous forward). Redirects are not followed. Transport failures
- * (refused, reset, DNS, timeout after `timeoutMs`) are typed.
+ * (refused, reset, DNS, timeout after `timeoutMs`) are typed. A request is sent at most once: the region may have read
+ * it, so a re-send is the caller's new attempt (its own `x-cellgate-attempt`), never the client's.
  *
  * @since 0.1.0
  * @category services
@@ -236,7 +248,11 @@ export class RegionClient extends Context.Tag("@cellgate/core/RegionClient")<Reg
   readonly send: (
     region: Region,
     request: OutgoingRequest,
-    options: { readonly timeoutMs: number }
+    options: {
+      readonly timeoutMs: number
+      /** Read at most this many bytes of the answer (the rest is not read: `truncated`). */
+      readonly maxAnswerBytes?: number
+    }
   ) => Effect.Effect<RegionResponse, RegionTransportError>
 }>() {}
 
@@ -276,7 +292,10 @@ export class DirectoryStore extends Context.Tag("@cellgate/core/DirectoryStore")
 }>() {}
 
 /**
- * Readiness of the store: a real query succeeds and the migrations are at the latest version (`/readyz`).
+ * Readiness of the store (`/readyz`): a real query succeeds, the migrations are at the latest version, and the store
+ * can write. A write that failed (a full disk: `SQLITE_FULL`/`SQLITE_IOERR`, a PostgreSQL write error, an outage)
+ * makes `check` fail until a later write succeeds — an `enqueue`, or the small write `check` itself then tries
+ * (so that an instance taken out of rotation finds its way back without traffic).
  *
  * @since 0.1.0
  * @category services

@@ -7,6 +7,7 @@
 import { Clock, Effect, Layer } from "effect"
 import type { VolumePolicy, VolumeVerdict } from "./Services.js"
 import { VolumeGate } from "./Services.js"
+import * as StoreOutage from "./StoreOutage.js"
 
 /**
  * The counter of one key.
@@ -87,7 +88,8 @@ export const buffered = (
           if (verdict._tag === "Left") {
             const again = pending.get(key)
             pending.set(key, { hits: hits + (again?.hits ?? 0), policy })
-            yield* Effect.logWarning("volume counter not saved; will retry").pipe(Effect.annotateLogs("key", key))
+            // kept for the next flush; logged once per interval with the other outage errors
+            yield* StoreOutage.report(verdict.left)
             continue
           }
           const local = counters.get(key)

@@ -6,7 +6,7 @@
  */
 import * as Memory from "@cellgate/adapters/Memory"
 import type { RouteOutcome, WebhookRequest } from "@cellgate/core"
-import { jiraServerToken, Outbox, Providers, routeWebhook, VolumeGate } from "@cellgate/core"
+import { jiraServerToken, Outbox, Providers, Redaction, routeWebhook, VolumeGate } from "@cellgate/core"
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -33,7 +33,14 @@ const stderrSink = Logging.makeSink((line) => {
   process.stderr.write(line + "\n")
 })
 
+/** Prints a line of output through core's structural redactor: no token or JWT of a path reaches the terminal. */
 const println = (line: string) =>
+  Effect.sync(() => {
+    process.stdout.write(Redaction.redactText(line) + "\n")
+  })
+
+/** Prints what the user asked to see in clear (a token they mint), and nothing else. */
+const printSecret = (line: string) =>
   Effect.sync(() => {
     process.stdout.write(line + "\n")
   })
@@ -303,7 +310,7 @@ const jiraServer = Command.make("jira-server", {
     const secret = (fromEnv !== undefined && fromEnv !== "" ? fromEnv : yield* readStdin).replace(/\r?\n$/, "")
     if (secret === "") return yield* new UsageError({ message: "the secret is empty" })
     const token = yield* Effect.promise(() => jiraServerToken(externalId, secret))
-    yield* println(token)
+    yield* printSecret(token)
   })).pipe(
     Command.withDescription(
       "mint the Jira Server webhook token; the secret comes from CELLGATE_SECRET or stdin, never argv"
@@ -355,15 +362,15 @@ const report = (exit: Exit.Exit<unknown, unknown>) => {
     const e = failure.value
     if (ValidationError.isValidationError(e)) return // @effect/cli printed it
     if (e instanceof ConfigError || e instanceof UsageError || e instanceof StoreNotSupported) {
-      process.stderr.write(`cellgate: ${e.message}\n`)
+      process.stderr.write(`cellgate: ${Redaction.redactText(e.message)}\n`)
       return
     }
     if (typeof e === "object" && e !== null && "message" in e) {
-      process.stderr.write(`cellgate: ${String((e as { message: unknown }).message)}\n`)
+      process.stderr.write(`cellgate: ${Redaction.redactText(String((e as { message: unknown }).message))}\n`)
       return
     }
   }
-  process.stderr.write(`cellgate: ${Cause.pretty(exit.cause)}\n`)
+  process.stderr.write(`cellgate: ${Redaction.redactText(Cause.pretty(exit.cause))}\n`)
 }
 
 /**

@@ -91,7 +91,8 @@ export const DeliveryConfig = Schema.Struct({
   }),
   concurrency: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.concurrency }),
   leaseMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.leaseMs }),
-  claimBatch: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.claimBatch })
+  claimBatch: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.claimBatch }),
+  maxAnswerBytes: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAnswerBytes })
 })
 /**
  * @since 0.1.0
@@ -227,13 +228,27 @@ export const resolveSecrets = (
 const formatPath = (path: ReadonlyArray<PropertyKey>) => path.map(String).join(".")
 
 /** Drops the "Expected undefined" alternatives of optional keys; merges literal alternatives of one path. */
+const SECRET_KEYS = new Set(["secret", "webhookSecret", "sharedSecret", "signingSecret"])
+
+/** Whether a field holds a secret (at or under it): an issue there never shows the value it got. */
+const isSecretPath = (path: ReadonlyArray<PropertyKey>): boolean =>
+  path.some((key) => SECRET_KEYS.has(String(key))) || (path[0] === "store" && path[1] === "url")
+
+/** A message about a secret field with the value it got (Schema's `, actual …`) left out. */
+const secretMessage = (message: string): string => {
+  const cut = message.search(/,?\s*actual\b/)
+  const kept = cut === -1 ? message : message.slice(0, cut)
+  return `${kept} (a secret is a string or { "env": "NAME" }; the value is not shown)`
+}
+
 const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) => {
   const byPath = new Map<string, Array<string>>()
   for (const issue of issues) {
     if (issue.message.startsWith("Expected undefined")) continue
     const path = formatPath(issue.path)
+    const message = isSecretPath(issue.path) ? secretMessage(issue.message) : issue.message
     const list = byPath.get(path) ?? []
-    if (!list.includes(issue.message)) list.push(issue.message)
+    if (!list.includes(message)) list.push(message)
     byPath.set(path, list)
   }
   return Array.from(byPath, ([path, messages]) => ({

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { jiraServerToken } from "@cellgate/core"
+import { jiraServerToken, Redaction } from "@cellgate/core"
 import type { Scope } from "effect"
 import { Effect, Redacted } from "effect"
 import * as Http from "node:http"
@@ -35,7 +35,7 @@ export const startRegionStubs = (config: Config): Effect.Effect<void, never, Sco
               message: "region stub received",
               region: region.name,
               method: req.method,
-              path: (req.url ?? "").replace(/(\/issue-updated\/)[^/?]+/, "$1<token>"),
+              path: Redaction.redactPath(req.url ?? ""),
               delivery_id: req.headers["x-cellgate-delivery-id"] ?? null,
               attempt: req.headers["x-cellgate-attempt"] ?? null,
               signed: req.headers["x-cellgate-signature"] !== undefined,

@@ -55,8 +55,9 @@ export type GatewayServices =
   | Delivery.DeliveryWake
 
 /**
- * Builds the store and services in the current scope, imports the configuration's `directory` (replacing the
- * store's), starts listening and, unless `worker: false`, forks the delivery worker. Closing the scope stops
+ * Builds the store and services in the current scope, binds the port (INTERFACES.md: a `serve` that cannot listen
+ * changes nothing), imports the configuration's `directory` (replacing the store's), then starts answering (what
+ * connected meanwhile was held) and, unless `worker: false`, forks the delivery worker. Closing the scope stops
  * accepting, lets in-flight requests finish, stops the worker (releasing its leases) and closes the store.
  *
  * @since 0.1.0
@@ -74,15 +75,18 @@ export const start = (
       )
     )
     return yield* Effect.gen(function*() {
-      if (config.directory !== undefined) {
-        const directories = yield* DirectoryStore
-        yield* directories.importDirectory(config.directory)
-      }
-      const running = yield* Server.serve({
+      // bind first: a gateway that cannot listen (the port is another's) fails before it changes the store; what
+      // connects during the import is held, not answered, until the directory is in place
+      const { open, ...running } = yield* Server.bind({
         ...config.server,
         port: options.port ?? config.server.port,
         ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {})
       })
+      if (config.directory !== undefined) {
+        const directories = yield* DirectoryStore
+        yield* directories.importDirectory(config.directory)
+      }
+      yield* open
       if (options.worker !== false) yield* Worker.fork(config)
       return { ...running, context }
     }).pipe(Effect.provide(context))

@@ -1,10 +1,12 @@
 /**
  * JSON logs, one object per line, with secrets redacted (INTERFACES.md: `authorization`, `x-gitlab-token`,
- * `shared-secret`, `x-hub-signature*`, `x-slack-signature`, `x-cellgate-signature`; Jira tokens in paths are
- * redacted by core's `redactPath` before they reach a log annotation).
+ * `shared-secret`, `x-hub-signature*`, `x-slack-signature`, `x-cellgate-signature`). Every text of a line (message,
+ * field values, cause) also goes through core's one structural redactor (`Redaction.redactText`): Jira Server tokens
+ * in paths, JWTs and `jwt` query values never reach a line, whatever the spelling of the path.
  *
  * @since 0.1.0
  */
+import { Redaction } from "@cellgate/core"
 import type { Layer } from "effect"
 import { Cause, HashMap, Inspectable, Logger, Redacted } from "effect"
 import * as Fs from "node:fs"
@@ -21,12 +23,14 @@ const SECRET_HEADERS =
 export const isSecretName = (name: string): boolean => SECRET_HEADERS.test(name)
 
 /**
- * A copy of `value` with every secret field replaced by `<redacted>` (deep; `Redacted` values too).
+ * A copy of `value` with every secret field replaced by `<redacted>` (deep; `Redacted` values too) and every string
+ * through `Redaction.redactText` (tokens and JWTs in paths and text).
  *
  * @since 0.1.0
  * @category redaction
  */
 export const redact = (value: unknown, depth = 0): unknown => {
+  if (typeof value === "string") return Redaction.redactText(value)
   if (Redacted.isRedacted(value)) return "<redacted>"
   if (value === null || typeof value !== "object" || depth > 8) return value
   if (value instanceof Uint8Array) return `<${value.length} bytes>`
@@ -128,7 +132,7 @@ const messageText = (message: unknown, entry: Record<string, unknown>): string =
       for (const k in p) entry[k] = isSecretName(k) ? "<redacted>" : redact(p[k])
     } else texts.push(typeof p === "string" ? p : Inspectable.toStringUnknown(redact(p), 0))
   }
-  return texts.join(" ")
+  return Redaction.redactText(texts.join(" "))
 }
 
 /**
@@ -148,7 +152,7 @@ export const jsonLogger = (sink: LogSink): Logger.Logger<unknown, void> =>
     if (HashMap.size(annotations) > 0) {
       for (const [k, v] of annotations) entry[k] = isSecretName(k) ? "<redacted>" : redact(v)
     }
-    if (!Cause.isEmpty(cause)) entry.cause = Cause.pretty(cause, { renderErrorCause: true })
+    if (!Cause.isEmpty(cause)) entry.cause = Redaction.redactText(Cause.pretty(cause, { renderErrorCause: true }))
     let line: string
     try {
       line = JSON.stringify(entry)

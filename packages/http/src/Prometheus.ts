@@ -39,7 +39,8 @@ export const cellgateMetrics: ReadonlyArray<readonly [string, string]> = [
   ["cellgate_outbox_oldest_age_seconds", "gauge"],
   ["cellgate_deliveries_total", "counter"],
   ["cellgate_delivery_seconds", "histogram"],
-  ["cellgate_ordering_relaxed_total", "counter"]
+  ["cellgate_ordering_relaxed_total", "counter"],
+  ["cellgate_truncated_total", "counter"]
 ]
 
 /**

@@ -8,10 +8,11 @@
  */
 import type { GatewayContext, WebhookRequest, WebhookResponse } from "@cellgate/core"
 import { Delivery, errorResponse, handleWebhook, Metrics, StoreHealth } from "@cellgate/core"
-import type { Scope } from "effect"
-import { Cause, Data, Effect, Exit, Metric, Runtime } from "effect"
+import type { Fiber, Scope } from "effect"
+import { Cause, Data, Effect, Exit, Runtime } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import type { Duplex } from "node:stream"
 import * as Prometheus from "./Prometheus.js"
 
 /**
@@ -51,16 +52,23 @@ export interface RunningServer {
  */
 export class ListenError extends Data.TaggedError("ListenError")<{ readonly message: string }> {}
 
+/**
+ * A server that listens but answers nothing yet: connections are accepted and their requests held (`/healthz`
+ * included) until `open`, which handles them in arrival order and then every later request.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BoundServer extends RunningServer {
+  /** Starts answering, on the services of the calling fiber. */
+  readonly open: Effect.Effect<void, never, GatewayContext | StoreHealth>
+}
+
 const EMPTY = new Uint8Array(0)
 
-/** The provider label of a path for requests answered before routing (413). */
-const providerLabel = (path: string): string => {
-  if (!path.startsWith("/extensions/")) return "control"
-  const rest = path.slice("/extensions/".length)
-  const end = rest.search(/[/?]/)
-  const segment = (end === -1 ? rest : rest.slice(0, end)).replaceAll("-", "_")
-  return segment === "" ? "control" : segment
-}
+/** The provider label of a path for requests answered before routing (413): bounded (a known provider, `control`
+ * or `unknown`), by core's one label function. */
+const providerLabel = Metrics.pathLabel
 
 const ingressHeaders = (raw: Http.IncomingHttpHeaders): Record<string, string> => {
   const out: Record<string, string> = {}
@@ -75,7 +83,8 @@ const ingressHeaders = (raw: Http.IncomingHttpHeaders): Record<string, string> =
 
 const send = (res: Http.ServerResponse, response: WebhookResponse, closing: boolean) => {
   if (res.headersSent || res.destroyed) return
-  const headers: Record<string, string> = { ...response.headers }
+  // a repeated header (several `Set-Cookie`) is an array: node:http writes each value as a header of its own
+  const headers = { ...response.headers } as Record<string, string | Array<string>>
   if (closing) headers.connection = "close"
   const body = response.body
   headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length)
@@ -89,24 +98,36 @@ const text = (status: number, body: string, contentType = "text/plain; charset=u
   body
 })
 
+/** The request target of an origin-form request (`/path?query`); `*` and absolute / authority forms are not. */
+const isOriginForm = (target: string): boolean => target.charCodeAt(0) === 47 /* "/" */
+
 /**
- * Starts the gateway's HTTP server in the current scope; closing the scope shuts it down gracefully (stops
- * accepting, lets in-flight requests finish, then closes connections).
+ * Binds the gateway's HTTP server in the current scope without answering anything (see `BoundServer`): a process
+ * that cannot listen fails here, before it changes anything; `open` starts answering. Closing the scope shuts it down
+ * gracefully (stops accepting, lets in-flight requests finish, then closes connections; requests still held because
+ * it never opened are cut at once).
  *
  * Routes: `GET /healthz` → 200 `ok`; `GET /readyz` → `StoreHealth.check` (200 `ready` / 503); `GET /metrics` →
- * Prometheus text; everything else → `handleWebhook`. Bodies larger than `maxBodyBytes` → 413 JSON, checked on
- * `content-length` first and counted while reading.
+ * Prometheus text; everything else → `handleWebhook`. A request target that is not a path (`OPTIONS *`,
+ * `GET http://host/…`) → 400 `bad_request`. Bodies larger than `maxBodyBytes` → 413 JSON, checked on
+ * `content-length` first (before `100 Continue` is sent to an `Expect: 100-continue` request) and counted while
+ * reading.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export const serve = (
-  options: ServerOptions
-): Effect.Effect<RunningServer, ListenError, Scope.Scope | GatewayContext | StoreHealth> =>
+export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<GatewayContext | StoreHealth>()
-    const runFork = Runtime.runFork(runtime)
-    const health = yield* StoreHealth
+    // set by `open`; no request reaches `handler` before
+    let runFork!: <A, E>(effect: Effect.Effect<A, E, GatewayContext | StoreHealth>) => Fiber.RuntimeFiber<A, E>
+    let health!: StoreHealth["Type"]
+    let opened = false
+    const held: Array<{
+      readonly req: Http.IncomingMessage
+      readonly res: Http.ServerResponse
+      readonly receivedAt: number
+      readonly expectsContinue: boolean
+    }> = []
     let inFlight = 0
     let closing = false
     let onIdle: (() => void) | undefined
@@ -133,16 +154,28 @@ export const serve = (
     }
 
     const tooLarge = (path: string) => {
-      runFork(Metric.increment(Metrics.requestsTotal(providerLabel(path), "413")))
+      runFork(Effect.flatMap(providerLabel(path), (label) => Metrics.requestsTotal.update(1, label, "413")))
       return errorResponse(413, "payload_too_large", `the body is larger than ${options.maxBodyBytes} bytes`)
     }
 
-    const handler = (req: Http.IncomingMessage, res: Http.ServerResponse) => {
-      const receivedAt = Date.now()
-      inFlight++
-      res.once("close", done)
+    const badTarget = (res: Http.ServerResponse) => {
+      runFork(Metrics.requestsTotal.update(1, "unknown", "400"))
+      send(res, errorResponse(400, "bad_request", "the request target is not a path"), true)
+    }
+
+    const handler = (
+      req: Http.IncomingMessage,
+      res: Http.ServerResponse,
+      receivedAt: number,
+      expectsContinue: boolean
+    ) => {
       const method = req.method ?? "GET"
       const path = req.url ?? "/"
+      if (!isOriginForm(path)) {
+        badTarget(res)
+        req.resume()
+        return
+      }
       if (method === "GET" || method === "HEAD") {
         const bare = path.indexOf("?") === -1 ? path : path.slice(0, path.indexOf("?"))
         if (bare === "/healthz") {
@@ -175,6 +208,8 @@ export const serve = (
         req.resume()
         return
       }
+      // `Expect: 100-continue` ('checkContinue'): the sender waits for this before it sends the body
+      if (expectsContinue) res.writeContinue()
       const chunks: Array<Buffer> = []
       let size = 0
       let rejected = false
@@ -205,12 +240,32 @@ export const serve = (
       })
     }
 
+    const admit = (expectsContinue: boolean) => (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+      const receivedAt = Date.now()
+      inFlight++
+      res.once("close", done)
+      if (opened) handler(req, res, receivedAt, expectsContinue)
+      else held.push({ req, res, receivedAt, expectsContinue })
+    }
+
     const server = Http.createServer({
       requestTimeout: options.readTimeoutMs,
       headersTimeout: Math.min(options.readTimeoutMs, 60_000),
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(options.readTimeoutMs / 2))),
       keepAliveTimeout: 5_000
-    }, handler)
+    }, admit(false))
+    // with a 'checkContinue' listener node:http leaves `100 Continue` to the handler (after the size check)
+    server.on("checkContinue", admit(true))
+    // CONNECT (an authority-form target) is not a path: answered 400 like `*` and absolute-form targets, never a
+    // silently dropped connection
+    server.on("connect", (_req: Http.IncomingMessage, socket: Duplex) => {
+      const body = JSON.stringify({ error: "bad_request", message: "the request target is not a path" })
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${
+          Buffer.byteLength(body)
+        }\r\nconnection: close\r\n\r\n${body}`
+      )
+    })
 
     yield* Effect.acquireRelease(
       Effect.async<void, ListenError>((resume) => {
@@ -224,6 +279,8 @@ export const serve = (
       () =>
         Effect.async<void>((resume) => {
           closing = true
+          // never opened (the start failed): what was held gets no answer
+          for (const h of held.splice(0)) h.req.socket.destroy()
           const grace = setTimeout(() => {
             server.closeAllConnections()
           }, options.shutdownGraceMs ?? 10_000)
@@ -236,6 +293,16 @@ export const serve = (
           else onIdle = idle
         })
     )
+    const open = Effect.gen(function*() {
+      if (opened) return
+      runFork = Runtime.runFork(yield* Effect.runtime<GatewayContext | StoreHealth>())
+      health = yield* StoreHealth
+      opened = true
+      for (const h of held.splice(0)) {
+        if (!h.res.destroyed) handler(h.req, h.res, h.receivedAt, h.expectsContinue)
+      }
+    })
+
     const address = server.address() as AddressInfo
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address
     return {
@@ -243,6 +310,18 @@ export const serve = (
       port: address.port,
       url: `http://${host}:${address.port}`,
       server,
-      inFlight: () => inFlight
+      inFlight: () => inFlight,
+      open
     }
   })
+
+/**
+ * `bind`, then `open` at once: the gateway's HTTP server, answering on the current services.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = (
+  options: ServerOptions
+): Effect.Effect<RunningServer, ListenError, Scope.Scope | GatewayContext | StoreHealth> =>
+  Effect.flatMap(bind(options), ({ open, ...running }) => Effect.as(open, running))

@@ -192,5 +192,8 @@ export const gatewayLayer = (
     providerSecretsLayer(config),
     overrides.regionClient ?? regionClientLayer,
     overrides.control ?? Control.layer(config.control),
-    Layer.succeed(GatewaySettings, { requestTimeoutMs: config.delivery.requestTimeoutMs })
+    Layer.succeed(GatewaySettings, {
+      requestTimeoutMs: config.delivery.requestTimeoutMs,
+      maxAnswerBytes: config.delivery.maxAnswerBytes
+    })
   )

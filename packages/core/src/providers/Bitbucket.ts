@@ -38,11 +38,17 @@ export const SERVER_NAME = "bitbucket_server"
 export const mailboxName = (provider: string, region: string, organizationId: number): string =>
   `${provider}:${region}:${organizationId}`
 
+const isPositiveId = (text: string): boolean => /^[1-9]\d{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
+
 const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
   const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch) {
     const raw = match.params[0] ?? ""
-    if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    if (!isPositiveId(raw)) {
       return controlOutcome(name, "organization id is not a positive integer")
+    }
+    // what the route captured is checked (decoded) before anything is forwarded: `%2e%2e%2f…` is Control
+    if (name === SERVER_NAME && !isPositiveId(match.params[1] ?? "")) {
+      return controlOutcome(name, "integration id is not a positive integer")
     }
     const orgId = Number(raw) as OrganizationId
     const orgs = yield* OrgRepo

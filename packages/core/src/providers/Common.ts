@@ -7,7 +7,7 @@
 import { Effect, Option, Redacted } from "effect"
 import type { Integration, RouteDecision, RouteOutcome, WebhookRequest } from "../Domain.js"
 import { control, Enqueue, respondError } from "../Domain.js"
-import { constantTimeEqual } from "../Forwarding.js"
+import type { StoreUnavailable } from "../Errors.js"
 import type { IntegrationId } from "../Ids.js"
 import type { Resolution } from "../Resolve.js"
 import { regionNames, resolveRegions } from "../Resolve.js"
@@ -51,14 +51,33 @@ export const hmacSha256Hex = (secret: string | Redacted.Redacted<string>, data: 
 export const sha256Hex = (text: string): Effect.Effect<string> =>
   Effect.promise(async () => toHex(await crypto.subtle.digest("SHA-256", encoder.encode(text))))
 
+const digest = (text: string): Promise<Uint8Array> =>
+  crypto.subtle.digest("SHA-256", encoder.encode(text)).then((buffer) => new Uint8Array(buffer))
+
 /**
- * A secret sent in a header compared, in constant time, with the configured one. A missing header never matches.
+ * Equality of two secrets (or signatures) in constant time: their SHA-256 digests are compared, 32 bytes every
+ * time, so neither a length difference nor the first differing character shows in the time taken.
+ *
+ * @since 0.2.0
+ * @category verification
+ */
+export const constantTimeEquals = (a: string, b: string): Effect.Effect<boolean> =>
+  Effect.promise(async () => {
+    const [x, y] = await Promise.all([digest(a), digest(b)])
+    let diff = 0
+    for (let i = 0; i < x.length; i++) diff |= x[i]! ^ y[i]!
+    return diff === 0
+  })
+
+/**
+ * A secret sent in a header compared, in constant time (`constantTimeEquals`), with the configured one. A missing
+ * header never matches.
  *
  * @since 0.1.0
  * @category verification
  */
-export const secretMatches = (given: string | undefined, expected: Redacted.Redacted<string>): boolean =>
-  given !== undefined && constantTimeEqual(given, Redacted.value(expected))
+export const secretMatches = (given: string | undefined, expected: Redacted.Redacted<string>): Effect.Effect<boolean> =>
+  given === undefined ? Effect.succeed(false) : constantTimeEquals(given, Redacted.value(expected))
 
 /**
  * The integration of `provider` with that external id, when it exists and is `active` (any other status is "not
@@ -70,7 +89,7 @@ export const secretMatches = (given: string | undefined, expected: Redacted.Reda
 export const activeIntegration = (
   provider: string,
   externalId: string
-): Effect.Effect<Option.Option<Integration>, never, IntegrationRepo> =>
+): Effect.Effect<Option.Option<Integration>, StoreUnavailable, IntegrationRepo> =>
   Effect.flatMap(IntegrationRepo, (repo) => repo.byExternalId(provider, externalId)).pipe(
     Effect.map(Option.filter((i) => i.status === "active" && i.provider === provider))
   )
@@ -89,7 +108,8 @@ export const warnUnverified = (provider: string, what: string): Effect.Effect<vo
     if (warned.has(provider)) return Effect.void
     warned.add(provider)
     return Effect.logWarning("provider routes unverified: no secret configured").pipe(
-      Effect.annotateLogs({ provider, secret: what })
+      // `key`, not `secret`: a field named `secret` is blanked by the log redactor
+      Effect.annotateLogs({ provider, key: what })
     )
   })
 

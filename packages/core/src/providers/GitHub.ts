@@ -14,7 +14,6 @@ import { Effect, Option } from "effect"
 import type { Redacted } from "effect"
 import type { WebhookRequest } from "../Domain.js"
 import { respond } from "../Domain.js"
-import { constantTimeEqual } from "../Forwarding.js"
 import { getPath, idModulo, parseJsonObject } from "../Json.js"
 import { countDropped } from "../Metrics.js"
 import type { Provider } from "../Provider.js"
@@ -22,6 +21,7 @@ import { pathMatcher } from "../Provider.js"
 import { ProviderSecrets } from "../Services.js"
 import {
   activeIntegration,
+  constantTimeEquals,
   controlOutcome,
   enqueueTo,
   errorOutcome,
@@ -71,7 +71,7 @@ export const verifySignature = (
 ): Effect.Effect<boolean> =>
   given === undefined
     ? Effect.succeed(false)
-    : Effect.map(signature(secret, body), (expected) => constantTimeEqual(given.trim().toLowerCase(), expected))
+    : Effect.flatMap(signature(secret, body), (expected) => constantTimeEquals(given.trim().toLowerCase(), expected))
 
 /**
  * The reason a delivery is accepted and dropped (202, nothing stored), or `undefined`: `check_run` other than

@@ -78,7 +78,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   const integration = found.value
   const secret = integration.metadata.webhookSecret
   if (secret === undefined) yield* warnUnverified(NAME, "integrations[].metadata.webhookSecret")
-  else if (!secretMatches(parsed.secret, secret)) {
+  else if (!(yield* secretMatches(parsed.secret, secret))) {
     return errorOutcome(NAME, 401, "invalid_secret", "the secret in X-Gitlab-Token does not match", integration)
   }
 

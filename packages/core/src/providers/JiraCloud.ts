@@ -10,13 +10,14 @@
  */
 import { Clock, Effect, Option, Redacted } from "effect"
 import * as Jose from "jose"
-import type { Integration, WebhookRequest } from "../Domain.js"
+import type { Integration, RouteOutcome, WebhookRequest } from "../Domain.js"
 import { Forward } from "../Domain.js"
 import type { RouteMatch } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import type { Provider } from "../Provider.js"
 import {
   activeIntegration,
+  controlOutcome,
   enqueueOutcome,
   errorOutcome,
   header,
@@ -112,8 +113,19 @@ export const extractJwt = (request: WebhookRequest): string | undefined => {
   return undefined
 }
 
-const notFound = (message: string, integration: Integration | null = null) =>
-  errorOutcome(NAME, 404, "not_found", message, integration)
+/**
+ * The one answer to every JWT that is not valid, whatever the reason: the sender must not learn whether a clientKey
+ * exists (the reason is kept for the log line and `explain` only).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const INVALID_JWT = "the JWT is not valid"
+
+const notFound = (reason: string, integration: Integration | null = null): RouteOutcome => ({
+  ...errorOutcome(NAME, 404, "not_found", INVALID_JWT, integration),
+  reason
+})
 
 /**
  * The mailbox of `issue-updated/` payloads: `jira:<region>:<integrationId>`.
@@ -124,8 +136,9 @@ const notFound = (message: string, integration: Integration | null = null) =>
 export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
 
 const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteMatch) {
+  if (match.route === "issue" && !ISSUE_KEY.test(match.params[0] ?? "")) return controlOutcome(NAME, "not an issue key")
   const token = extractJwt(request)
-  if (token === undefined) return notFound("no JWT in Authorization or ?jwt=")
+  if (token === undefined) return errorOutcome(NAME, 404, "not_found", "no JWT in Authorization or ?jwt=")
   let claims: Jose.JWTPayload
   try {
     claims = Jose.decodeJwt(token)
@@ -179,3 +192,13 @@ export const make = (): Provider => ({
   match: pathMatcher([["issue-updated", /^issue-updated\/$/], ["issue", /^issue\/([^/]+)\/$/]]),
   route
 })
+
+/**
+ * The shape of an issue key (`<project key>-<number>`: a letter, then letters, digits or `_`; a positive number),
+ * checked on the percent-decoded segment before anything is forwarded: anything else (dot segments, encoded
+ * slashes) is `Control`.
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const ISSUE_KEY = /^[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,17}$/

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Clock, Effect, Either, Option, Redacted } from "effect"
 import * as Jose from "jose"
 import type { Integration, RouteOutcome } from "../Domain.js"
 import { Enqueue, respond } from "../Domain.js"
@@ -12,6 +12,7 @@ import { getPath, idModulo, isTruthy, parseJsonObject } from "../Json.js"
 import { countRelaxed } from "../Metrics.js"
 import type { Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
+import * as Redaction from "../Redaction.js"
 import { regionNames, resolveRegions } from "../Resolve.js"
 import { IntegrationRepo, VolumeGate } from "../Services.js"
 import { TtlCache } from "../TtlCache.js"
@@ -126,14 +127,21 @@ export const make = (options: Options = {}): Provider => {
     const refused = rejected.get(token, now)
     if (refused !== undefined) return yield* refused
     const { expiresAt, integration } = yield* verifyToken(token).pipe(
-      Effect.tapError((error) => Effect.sync(() => rejected.set(token, error, now + ttl)))
+      // only a verdict on the token is kept: a store that cannot be read is asked again next time
+      Effect.tapError((error) =>
+        error._tag === "InvalidToken" ? Effect.sync(() => rejected.set(token, error, now + ttl)) : Effect.void
+      )
     )
     verified.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
     return integration
   })
 
   const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string) {
-    const found = yield* integrationFor(token).pipe(Effect.either)
+    // a refused token is answered here; a store that cannot be read fails the route (503)
+    const found = yield* integrationFor(token).pipe(
+      Effect.map((integration): Either.Either<Integration, InvalidToken> => Either.right(integration)),
+      Effect.catchTag("InvalidToken", (invalid) => Effect.succeed(Either.left(invalid)))
+    )
     if (found._tag === "Left") {
       return {
         ...outcome(respond(200, found.left.reason), null),
@@ -178,8 +186,7 @@ export const make = (options: Options = {}): Provider => {
     name: NAME,
     routes: ["issue-updated/<token>/"],
     match: pathMatcher([["issue-updated", TOKEN_ROUTE]]),
-    route: (request, match) => route(request, match.params[0] ?? ""),
-    redactPath
+    route: (request, match) => route(request, match.params[0] ?? "")
   }
 }
 
@@ -193,10 +200,11 @@ const outcome = (decision: RouteOutcome["decision"], integration: Integration | 
 })
 
 /**
- * The path with its token replaced by `<token>`, for logs.
+ * The path with its token replaced by `<token>`, for logs: core's structural redactor (`Redaction.redactPath`), which
+ * finds the token whatever the spelling of the route (letter case, `_`, doubled separators or slashes,
+ * percent-encoding), so the gateway needs no hook of this provider's own.
  *
  * @since 0.1.0
  * @category utils
  */
-export const redactPath = (path: string): string =>
-  path.replace(/^(\/extensions\/jira-server\/issue-updated\/)[^/?]+/, "$1<token>")
+export const redactPath: (path: string) => string = Redaction.redactPath

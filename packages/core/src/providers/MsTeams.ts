@@ -10,6 +10,7 @@
  */
 import { Effect, Option } from "effect"
 import type { Integration, WebhookRequest } from "../Domain.js"
+import type { StoreUnavailable } from "../Errors.js"
 import type { IntegrationId } from "../Ids.js"
 import { getPath, isTruthy, parseJsonObject } from "../Json.js"
 import type { Provider } from "../Provider.js"
@@ -52,7 +53,7 @@ export const controlReason = (data: Readonly<Record<string, unknown>>): string |
   return undefined
 }
 
-const byInternalId = (id: number): Effect.Effect<Option.Option<Integration>, never, IntegrationRepo> =>
+const byInternalId = (id: number): Effect.Effect<Option.Option<Integration>, StoreUnavailable, IntegrationRepo> =>
   Effect.flatMap(IntegrationRepo, (repo) => repo.byId(id as IntegrationId)).pipe(
     Effect.map(Option.filter((i) => i.status === "active" && i.provider === NAME))
   )

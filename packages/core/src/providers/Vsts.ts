@@ -47,7 +47,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   const integration = found.value
   const secret = integration.metadata.webhookSecret
   if (secret === undefined) yield* warnUnverified(NAME, "integrations[].metadata.webhookSecret")
-  else if (!secretMatches(header(request, "shared-secret"), secret)) {
+  else if (!(yield* secretMatches(header(request, "shared-secret"), secret))) {
     return errorOutcome(NAME, 401, "invalid_secret", "the shared-secret header does not match", integration)
   }
   const resolved = yield* resolveIntegration(NAME, integration)
