@@ -20,7 +20,9 @@ import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import pg from "pg"
-import { HttpRegionClient, Postgres, Sqlite } from "../../packages/adapters/dist/index.js"
+import { HttpRegionClient } from "../../packages/adapters/dist/index.js"
+import * as Postgres from "../../packages/adapters/dist/Postgres.js"
+import * as Sqlite from "../../packages/adapters/dist/Sqlite.js"
 import { Directory, DirectoryStore, Outbox, RegionClient } from "../../packages/core/dist/index.js"
 
 const self = fileURLToPath(import.meta.url)

@@ -11,7 +11,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
-import { Postgres, Sqlite } from "../../packages/adapters/dist/index.js"
+import * as Postgres from "../../packages/adapters/dist/Postgres.js"
+import * as Sqlite from "../../packages/adapters/dist/Sqlite.js"
 import { Outbox } from "../../packages/core/dist/index.js"
 
 const args = process.argv.slice(2)

@@ -1,11 +1,13 @@
 /**
  * @cellgate/adapters — layers for the core services.
  *
+ * The root loads with no database driver installed: it holds the memory layers and the HTTP region client only.
+ * The SQL stores are subpath modules, each needing its own optional peer dependencies:
+ * `@cellgate/adapters/Sqlite` (`@effect/sql-sqlite-node`, which brings `better-sqlite3`),
+ * `@cellgate/adapters/Postgres` (`@effect/sql-pg`, which brings `pg`), and the driver-independent
+ * `@cellgate/adapters/SqlStore` and `@cellgate/adapters/SqlMigrations` (`@effect/sql`).
+ *
  * @since 0.1.0
  */
 export * as HttpRegionClient from "./HttpRegionClient.js"
 export * as Memory from "./Memory.js"
-export * as Postgres from "./Postgres.js"
-export * as Sqlite from "./Sqlite.js"
-export * as SqlMigrations from "./SqlMigrations.js"
-export * as SqlStore from "./SqlStore.js"
