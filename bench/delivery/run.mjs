@@ -134,8 +134,8 @@ async function main() {
     const runtime = ManagedRuntime.make(layer)
     try {
       await runtime.runPromise(Effect.gen(function*() {
-        yield* (yield* DirectoryStore).importDirectory(directory)
-        const outbox = yield* Outbox
+        yield* (yield* DirectoryStore.DirectoryStore).importDirectory(directory)
+        const outbox = yield* Outbox.Outbox
         const all = backlog(payloads)
         for (let i = 0; i < all.length; i += 500) yield* outbox.enqueue(all.slice(i, i + 500))
       }))
@@ -188,7 +188,7 @@ async function main() {
   const baseline = async (concurrency) => {
     const runtime = ManagedRuntime.make(HttpRegionClient.layer)
     try {
-      const client = await runtime.runPromise(RegionClient)
+      const client = await runtime.runPromise(RegionClient.RegionClient)
       const region = directory.regions[0]
       const all = backlog(payloads)
       await arm(payloads)

@@ -43,7 +43,7 @@ const newPayload = (writer) => ({
 const cellgate = async (layer, c, commits) => {
   const runtime = ManagedRuntime.make(layer)
   try {
-    const outbox = await runtime.runPromise(Outbox)
+    const outbox = await runtime.runPromise(Outbox.Outbox)
     await runtime.runPromise(outbox.enqueue([newPayload(0)])) // warm up
     commits.count = 0
     const deadline = Date.now() + seconds * 1000

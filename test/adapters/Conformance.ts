@@ -1,7 +1,7 @@
 // The store conformance suite, written once and run against Memory, SQLite and PostgreSQL: every repository and
 // outbox call, with the answers the memory store (the reference) gives.
 import { Memory } from "@cellgate/adapters"
-import type { IntegrationId, NewPayload, OrganizationId, RegionName, StoreUnavailable } from "@cellgate/core"
+import type { IntegrationId, OrganizationId, RegionName, StoreUnavailable } from "@cellgate/core"
 import {
   Directory,
   DirectoryStore,
@@ -14,7 +14,7 @@ import {
 } from "@cellgate/core"
 import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import type { Services } from "../support/Stores.js"
 import { plainIntegration, plainOrganization, plainPayload, plainRegion } from "../support/Stores.js"
 
@@ -47,7 +47,11 @@ export const sampleDirectory = Schema.decodeUnknownSync(Directory)({
 })
 
 let deliveries = 0
-export const payload = (mailbox: string, receivedAt: number, overrides: Partial<NewPayload> = {}): NewPayload => ({
+export const payload = (
+  mailbox: string,
+  receivedAt: number,
+  overrides: Partial<Outbox.NewPayload> = {}
+): Outbox.NewPayload => ({
   mailbox,
   provider: "jira_server",
   region: (mailbox.split(":")[1] ?? "us") as RegionName,
@@ -75,17 +79,17 @@ export const conformance = <R>(
   test(
     "health check passes",
     Effect.gen(function*() {
-      yield* (yield* StoreHealth).check
+      yield* (yield* StoreHealth.StoreHealth).check
     })
   )
 
   test(
     "directory: lookups answer like the snapshot, secrets come back Redacted",
     Effect.gen(function*() {
-      yield* (yield* DirectoryStore).importDirectory(sampleDirectory)
-      const integrations = yield* IntegrationRepo
-      const orgs = yield* OrgRepo
-      const regions = yield* RegionDirectory
+      yield* (yield* DirectoryStore.DirectoryStore).importDirectory(sampleDirectory)
+      const integrations = yield* IntegrationRepo.IntegrationRepo
+      const orgs = yield* OrgRepo.OrgRepo
+      const regions = yield* RegionDirectory.RegionDirectory
 
       const i10 = yield* integrations.byId(iid(10))
       assert.deepStrictEqual(
@@ -150,7 +154,7 @@ export const conformance = <R>(
   test(
     "directory: an import replaces everything",
     Effect.gen(function*() {
-      const store = yield* DirectoryStore
+      const store = yield* DirectoryStore.DirectoryStore
       yield* store.importDirectory(sampleDirectory)
       yield* store.importDirectory(
         Schema.decodeUnknownSync(Directory)({
@@ -158,22 +162,22 @@ export const conformance = <R>(
           integrations: [{ id: 12, provider: "github", externalId: "other" }]
         })
       )
-      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo).byId(iid(10))))
-      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo).byExternalId("github", "ext-10")))
+      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo.IntegrationRepo).byId(iid(10))))
+      assert.isTrue(Option.isNone(yield* (yield* IntegrationRepo.IntegrationRepo).byExternalId("github", "ext-10")))
       assert.deepStrictEqual(
-        Option.map(yield* (yield* IntegrationRepo).byExternalId("github", "other"), (i) => i.metadata),
+        Option.map(yield* (yield* IntegrationRepo.IntegrationRepo).byExternalId("github", "other"), (i) => i.metadata),
         Option.some({})
       )
-      assert.deepStrictEqual(yield* (yield* OrgRepo).activeOrganizationIds(iid(12)), [])
-      assert.deepStrictEqual(yield* (yield* OrgRepo).byIds([oid(1)]), [])
-      assert.deepStrictEqual((yield* (yield* RegionDirectory).all).map((r) => r.name), [rn("eu")])
+      assert.deepStrictEqual(yield* (yield* OrgRepo.OrgRepo).activeOrganizationIds(iid(12)), [])
+      assert.deepStrictEqual(yield* (yield* OrgRepo.OrgRepo).byIds([oid(1)]), [])
+      assert.deepStrictEqual((yield* (yield* RegionDirectory.RegionDirectory).all).map((r) => r.name), [rn("eu")])
     })
   )
 
   test(
     "volume gate: the rule of Memory.volumeHit",
     Effect.gen(function*() {
-      const gate = yield* VolumeGate
+      const gate = yield* VolumeGate.VolumeGate
       const policy = { limit: 3, windowMs: 1000, holdMs: 2500 }
       const reference = new Map()
       const times = [0, 1, 2, 3, 4, 999, 1000, 1001, 2000, 2003, 2500, 2504, 3000, 3001, 3002, 3003, 5600, 9000]
@@ -194,7 +198,7 @@ export const conformance = <R>(
   test(
     "outbox: enqueue, mailboxes, head",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.enqueue([])
       yield* outbox.enqueue([payload("jira:us:1", 100), payload("jira:de:1", 50)])
       yield* outbox.enqueue([payload("jira:us:1", 20)])
@@ -242,7 +246,7 @@ export const conformance = <R>(
   test(
     "outbox: claim order, leases, renew, expiry",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.enqueue([
         payload("b:us:1", 10),
         payload("a:us:1", 10),
@@ -279,7 +283,7 @@ export const conformance = <R>(
   test(
     "outbox: complete, retry, dead letter are lease-guarded",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.enqueue([payload("m:us:1", 1), payload("m:us:1", 2), payload("m:us:1", 3), payload("n:us:1", 4)])
       yield* outbox.claim({ owner: "w1", now: 10, leaseMs: 100, limit: 1 })
       const lease = { mailbox: "m:us:1", owner: "w1", now: 20 }
@@ -342,7 +346,7 @@ export const conformance = <R>(
   test(
     "outbox: release removes an empty mailbox, gives back a non-empty one, ignores a lost lease",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.enqueue([payload("e:us:1", 1), payload("f:us:1", 1)])
       yield* outbox.claim({ owner: "w1", now: 10, leaseMs: 100, limit: 2 })
       yield* outbox.complete({ mailbox: "e:us:1", owner: "w1", now: 20 }, 1)
@@ -374,7 +378,7 @@ export const conformance = <R>(
   test(
     "outbox: replay moves dead letters to the tail with new ids, attempts 0, due now, same delivery id",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.enqueue([payload("r:us:1", 1), payload("r:us:1", 2), payload("s:de:1", 3)])
       yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 5 })
       yield* outbox.retry({ mailbox: "r:us:1", owner: "w", now: 10 }, 1, { nextAttemptAt: 50, error: "e" })
@@ -414,7 +418,7 @@ export const conformance = <R>(
   test(
     "outbox: bytes in = bytes out (invalid UTF-8, NUL, 1 MiB), headers kept",
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const big = new Uint8Array(1024 * 1024)
       for (let i = 0; i < big.length; i++) big[i] = (i * 7919 + (i >> 8)) & 0xff
       const bodies = [
@@ -443,6 +447,23 @@ export const conformance = <R>(
       yield* outbox.replay("all", 20)
       const [again] = yield* outbox.head("bytes:us:0", 1)
       assert.isTrue(Buffer.from(again.body).equals(Buffer.from(bodies[0])))
+    })
+  )
+
+  test(
+    "outbox: a durable enqueue wakes this process's awaitWork; one made while nobody waited is not lost",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const waiter = yield* Effect.fork(outbox.awaitWork(60_000))
+      yield* outbox.enqueue([payload("wake:us:1", 1)])
+      yield* Fiber.join(waiter) // without the (test) clock moving
+      yield* outbox.enqueue([payload("wake:us:1", 2)])
+      yield* outbox.awaitWork(60_000) // at once: the enqueue above was made while nobody waited
+      const idle = yield* Effect.fork(outbox.awaitWork(1_000))
+      yield* TestClock.adjust(999)
+      assert.isTrue(Option.isNone(yield* Fiber.poll(idle)), "woken without an enqueue")
+      yield* TestClock.adjust(1)
+      yield* Fiber.join(idle)
     })
   )
 }

@@ -1,7 +1,7 @@
 // Property tests: for generated directories, generated gate traffic and generated sequences of enqueue / claim /
 // renew / head / complete / retry / deadLetter / release / replay, Memory, SQLite and PostgreSQL give identical
 // answers (every call's result or error, and the final state).
-import type { IntegrationId, NewPayload, OrganizationId, RegionName } from "@cellgate/core"
+import type { IntegrationId, OrganizationId, RegionName } from "@cellgate/core"
 import {
   Directory,
   DirectoryStore,
@@ -127,9 +127,9 @@ const directoryJson = fc.record({
 
 const askDirectory = (orgIdLists: ReadonlyArray<ReadonlyArray<number>>) =>
   Effect.gen(function*() {
-    const integrations = yield* IntegrationRepo
-    const orgs = yield* OrgRepo
-    const regions = yield* RegionDirectory
+    const integrations = yield* IntegrationRepo.IntegrationRepo
+    const orgs = yield* OrgRepo.OrgRepo
+    const regions = yield* RegionDirectory.RegionDirectory
     const out: Array<unknown> = []
     for (let id = 0; id <= 7; id++) {
       out.push(Option.map(yield* integrations.byId(id as IntegrationId), plainIntegration))
@@ -263,7 +263,7 @@ const answer = <A, E extends { readonly _tag: string }>(eff: Effect.Effect<A, E>
 
 const runCommands = (commands: ReadonlyArray<Command>) =>
   Effect.gen(function*() {
-    const outbox = yield* Outbox
+    const outbox = yield* Outbox.Outbox
     let now = 1_000
     let delivery = 0
     const out: Array<unknown> = []
@@ -274,7 +274,7 @@ const runCommands = (commands: ReadonlyArray<Command>) =>
     for (const c of commands) {
       switch (c._tag) {
         case "enqueue": {
-          const payloads = c.payloads.map((p): NewPayload => ({
+          const payloads = c.payloads.map((p): Outbox.NewPayload => ({
             mailbox: boxes[p.box],
             provider: boxes[p.box].split(":")[0],
             region: boxes[p.box].split(":")[1] as RegionName,
@@ -356,7 +356,7 @@ layer(StoresLive, { timeout: "120 seconds" })("memory = sqlite = postgres", (it)
     ({ first, orgIds, second }) =>
       Effect.gen(function*() {
         const program = Effect.gen(function*() {
-          const store = yield* DirectoryStore
+          const store = yield* DirectoryStore.DirectoryStore
           yield* Effect.orDie(store.importDirectory(first))
           const a = yield* Effect.orDie(askDirectory(orgIds))
           yield* Effect.orDie(store.importDirectory(second))
@@ -383,7 +383,7 @@ layer(StoresLive, { timeout: "120 seconds" })("memory = sqlite = postgres", (it)
     ({ hits, policy }) =>
       Effect.gen(function*() {
         const program = Effect.gen(function*() {
-          const gate = yield* VolumeGate
+          const gate = yield* VolumeGate.VolumeGate
           let now = 10_000
           const out: Array<unknown> = []
           for (const h of hits) {

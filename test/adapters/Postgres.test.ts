@@ -2,7 +2,7 @@
 // connections, one transaction held open), racing claimers, the volume gate across processes, store failures.
 // Runs on its own database (test/support/Postgres.ts); PostgreSQL missing is a failure, not a skip.
 import * as Postgres from "@cellgate/adapters/Postgres"
-import * as SqlStore from "@cellgate/adapters/SqlStore"
+import * as SqlOutbox from "@cellgate/adapters/SqlOutbox"
 import type { StoreUnavailable } from "@cellgate/core"
 import { Outbox, StoreHealth, VolumeGate } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -31,19 +31,19 @@ const waitForLockWaiters = (n: number) =>
   })
 
 const drainedMailbox = Effect.gen(function*() {
-  const outbox = yield* Outbox
+  const outbox = yield* Outbox.Outbox
   yield* outbox.enqueue([payload("race:us:1", 1)])
   assert.deepStrictEqual(yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 1 }), ["race:us:1"])
   yield* outbox.complete({ mailbox: "race:us:1", owner: "w", now: 10 }, 1)
 })
 
 const noOrphans = Effect.gen(function*() {
-  const outbox = yield* Outbox
+  const outbox = yield* Outbox.Outbox
   const boxes = yield* outbox.mailboxes
   const head = yield* outbox.head("race:us:1", 10)
   assert.deepStrictEqual(head.map((p) => p.id), [2])
   assert.deepStrictEqual(boxes.map((b) => [b.mailbox, b.depth]), [["race:us:1", 1]])
-  assert.strictEqual(yield* SqlStore.sweepOrphans(0), 0)
+  assert.strictEqual(yield* SqlOutbox.sweepOrphans(0), 0)
 })
 
 layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
@@ -52,14 +52,14 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
     it.effect(name, () => TestServices.provideLive(Effect.suspend(self)))
 
   conformance(it, store())
-  sqlSuite(it, (onCommit, onOutcomeCommit) => store({ onCommit, onOutcomeCommit }))
+  sqlSuite(it, (onCommit, onDrainCommit) => store({ onCommit, onDrainCommit }))
 
   live(
     "race: enqueue in flight while the drained mailbox row is deleted — the row is kept",
     () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const statements = SqlStore.makeStatements(sql)
+        const statements = SqlOutbox.makeStatements(sql)
         yield* drainedMailbox
         const wrote = yield* Deferred.make<void>()
         const commit = yield* Deferred.make<void>()
@@ -72,7 +72,9 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
         ).pipe(Effect.fork)
         yield* Deferred.await(wrote)
         // connection B: the worker releases the drained mailbox (DELETE … AND depth = 0): waits on A's row lock
-        const release = yield* Effect.fork((yield* Outbox).release({ mailbox: "race:us:1", owner: "w", now: 20 }, 30))
+        const release = yield* Effect.fork(
+          (yield* Outbox.Outbox).release({ mailbox: "race:us:1", owner: "w", now: 20 }, 30)
+        )
         yield* waitForLockWaiters(1)
         yield* Deferred.succeed(commit, undefined)
         yield* Fiber.join(enqueue)
@@ -86,7 +88,7 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
     () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
-        const statements = SqlStore.makeStatements(sql)
+        const statements = SqlOutbox.makeStatements(sql)
         yield* drainedMailbox
         const deleted = yield* Deferred.make<void>()
         const commit = yield* Deferred.make<void>()
@@ -99,20 +101,20 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
         ).pipe(Effect.fork)
         yield* Deferred.await(deleted)
         // connection A: a real enqueue (group commit) waits on the deleted row's lock
-        const enqueue = yield* Effect.fork((yield* Outbox).enqueue([payload("race:us:1", 2)]))
+        const enqueue = yield* Effect.fork((yield* Outbox.Outbox).enqueue([payload("race:us:1", 2)]))
         yield* waitForLockWaiters(1)
         yield* Deferred.succeed(commit, undefined)
         yield* Fiber.join(release)
         yield* Fiber.join(enqueue)
         yield* noOrphans
-        const [box] = yield* (yield* Outbox).mailboxes
+        const [box] = yield* (yield* Outbox.Outbox).mailboxes
         assert.deepStrictEqual([box.nextAttemptAt, box.leasedBy], [2, null])
       }).pipe(Effect.provide(store()))
   )
 
   live("racing claimers on separate connections never hold one mailbox together", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const names = Array.from({ length: 300 }, (_, i) => `claim:us:${i}`)
       yield* outbox.enqueue(names.map((m, i) => payload(m, i % 7)))
       const claimer = (owner: string) =>
@@ -136,11 +138,11 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
     Effect.gen(function*() {
       const { url } = yield* TestDatabase
       const hits = (n: number) =>
-        Effect.flatMap(VolumeGate, (gate) =>
+        Effect.flatMap(VolumeGate.VolumeGate, (gate) =>
           Effect.all(
             Array.from({ length: n }, () => gate.hit("busy", 5_000, { limit: 200, windowMs: 3_600_000, holdMs: 1 })),
             { concurrency: 20 }
-          )).pipe(Effect.provide(Postgres.layer({ url, maxConnections: 5 })))
+          )).pipe(Effect.provide(Postgres.layer({ url, maxConnections: 5, volumeBuffer: false })))
       yield* Effect.provide(Effect.void, store()) // reset the tables
       const [a, b] = yield* Effect.all([hits(150), hits(150)], { concurrency: 2 })
       const verdicts = [...a, ...b]
@@ -159,7 +161,7 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
         (name) =>
           withClient(adminUrl, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).pipe(Effect.ignore)
       )
-      const start = Effect.flatMap(StoreHealth, (h) => h.check).pipe(
+      const start = Effect.flatMap(StoreHealth.StoreHealth, (h) => h.check).pipe(
         Effect.provide(Postgres.layer({ url: urlFor(name), maxConnections: 2 }))
       )
       const results = yield* Effect.all([start, start, start], { concurrency: "unbounded", mode: "either" })
@@ -182,7 +184,7 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
     () =>
       Effect.gen(function*() {
         const { url } = yield* TestDatabase
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         yield* outbox.enqueue([payload("t:us:1", 1)])
         const locked = yield* Deferred.make<void>()
         const unlock = yield* Deferred.make<void>()

@@ -1,5 +1,5 @@
 // Tests shared by the two SQL stores: group commit, orphan sweep, store failures mid-run.
-import * as SqlStore from "@cellgate/adapters/SqlStore"
+import * as SqlOutbox from "@cellgate/adapters/SqlOutbox"
 import type { StoreUnavailable } from "@cellgate/core"
 import { Outbox } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -11,8 +11,8 @@ import type { Services } from "../support/Stores.js"
 import { payload } from "./Conformance.js"
 
 export type MakeStore<R> = (
-  onCommit: (info: SqlStore.CommitInfo) => void,
-  onOutcomeCommit?: (info: SqlStore.OutcomeCommitInfo) => void
+  onCommit: (info: SqlOutbox.CommitInfo) => void,
+  onDrainCommit?: (info: SqlOutbox.DrainCommitInfo) => void
 ) => Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable, R>
 
 const installTrigger = (condition: "all" | "poison") =>
@@ -45,9 +45,9 @@ const countPayloads = Effect.flatMap(
 
 export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R>) => {
   const withStore = <A, E>(
-    body: (commits: Array<SqlStore.CommitInfo>) => Effect.Effect<A, E, Services | SqlClient.SqlClient>
+    body: (commits: Array<SqlOutbox.CommitInfo>) => Effect.Effect<A, E, Services | SqlClient.SqlClient>
   ) => {
-    const commits: Array<SqlStore.CommitInfo> = []
+    const commits: Array<SqlOutbox.CommitInfo> = []
     return body(commits).pipe(Effect.provide(makeStore((info) => commits.push(info)))) as Effect.Effect<
       A,
       E | StoreUnavailable,
@@ -58,7 +58,7 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("group commit: 64 concurrent enqueues share transactions", () =>
     withStore((commits) =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         yield* Effect.all(
           Array.from({ length: 64 }, (_, i) => outbox.enqueue([payload(`g:us:${i % 8}`, i), payload(`g:de:${i}`, i)])),
           { concurrency: "unbounded", discard: true }
@@ -77,7 +77,7 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("group commit: a failed commit fails every request of its batch, and only those", () =>
     withStore((commits) =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         yield* installTrigger("all")
         const all = yield* Effect.all(
           Array.from({ length: 64 }, (_, i) => Effect.either(outbox.enqueue([payload(`f:us:${i}`, i)]))),
@@ -114,9 +114,9 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
     ))
 
   const withOutcomes = <A, E>(
-    body: (commits: Array<SqlStore.OutcomeCommitInfo>) => Effect.Effect<A, E, Services | SqlClient.SqlClient>
+    body: (commits: Array<SqlOutbox.DrainCommitInfo>) => Effect.Effect<A, E, Services | SqlClient.SqlClient>
   ) => {
-    const commits: Array<SqlStore.OutcomeCommitInfo> = []
+    const commits: Array<SqlOutbox.DrainCommitInfo> = []
     return body(commits).pipe(
       Effect.provide(makeStore(() => {}, (info) => commits.push(info)))
     ) as Effect.Effect<A, E | StoreUnavailable, R>
@@ -131,7 +131,7 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("outcome group commit: concurrent writes share transactions, each with its own lease answer", () =>
     withOutcomes((commits) =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         const boxes = Array.from({ length: 24 }, (_, i) => `o:us:${String(i).padStart(2, "0")}`)
         // ids: mailbox i holds 3i+1, 3i+2, 3i+3
         yield* outbox.enqueue(
@@ -202,7 +202,7 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("outcome group commit: several writes of one mailbox in one batch apply in order", () =>
     withOutcomes((commits) =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         yield* outbox.enqueue([payload("s:us:1", 1), payload("s:us:1", 2), payload("s:us:1", 3), payload("s:us:2", 4)])
         yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 10 })
         const lease = { mailbox: "s:us:1", owner: "w", now: 20 }
@@ -239,7 +239,7 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("outcome group commit: a failed commit answers StoreUnavailable to each write and writes nothing", () =>
     withOutcomes((commits) =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         const sql = yield* SqlClient.SqlClient
         const boxes = Array.from({ length: 8 }, (_, i) => `d:us:${i}`)
         yield* outbox.enqueue(boxes.map((m, i) => payload(m, i)))
@@ -283,17 +283,17 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
   it.effect("sweepOrphans recreates missing mailbox rows and counts them", () =>
     withStore(() =>
       Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         const sql = yield* SqlClient.SqlClient
         yield* outbox.enqueue([payload("o:us:1", 1), payload("o:us:1", 2), payload("o:us:2", 3)])
-        assert.strictEqual(yield* SqlStore.sweepOrphans(100), 0)
+        assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 0)
         yield* sql`DELETE FROM outbox_mailboxes WHERE mailbox = 'o:us:1'`
-        assert.strictEqual(yield* SqlStore.sweepOrphans(100), 1)
+        assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 1)
         assert.deepStrictEqual(
           (yield* outbox.mailboxes).map((b) => [b.mailbox, b.region, b.depth, b.nextAttemptAt]),
           [["o:us:1", "us", 2, 100], ["o:us:2", "us", 1, 3]]
         )
-        assert.strictEqual(yield* SqlStore.sweepOrphans(100), 0)
+        assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 0)
       })
     ))
 }

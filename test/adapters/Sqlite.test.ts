@@ -1,7 +1,7 @@
 // The SQLite store: the conformance suite, group commit, pragmas, and store failures.
 import * as Sqlite from "@cellgate/adapters/Sqlite"
-import { IntegrationRepo, Outbox, VolumeGate } from "@cellgate/core"
 import type { IntegrationId } from "@cellgate/core"
+import { IntegrationRepo, Outbox, VolumeGate } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Exit, Layer } from "effect"
@@ -13,7 +13,7 @@ import { sqlSuite } from "./SqlSuites.js"
 
 layer(Layer.empty)("sqlite store", (it) => {
   conformance(it, sqliteStore())
-  sqlSuite(it, (onCommit, onOutcomeCommit) => sqliteStore({ onCommit, onOutcomeCommit }))
+  sqlSuite(it, (onCommit, onDrainCommit) => sqliteStore({ onCommit, onDrainCommit }))
 })
 
 describe("sqlite specifics", () => {
@@ -37,10 +37,10 @@ describe("sqlite specifics", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const file = path.join(dir, "db.sqlite")
-      yield* Effect.flatMap(Outbox, (o) => o.enqueue([payload("keep:us:1", 1)])).pipe(
+      yield* Effect.flatMap(Outbox.Outbox, (o) => o.enqueue([payload("keep:us:1", 1)])).pipe(
         Effect.provide(Sqlite.layer({ path: file }))
       )
-      const head = yield* Effect.flatMap(Outbox, (o) => o.head("keep:us:1", 5)).pipe(
+      const head = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("keep:us:1", 5)).pipe(
         Effect.provide(Sqlite.layer({ path: file }))
       )
       assert.deepStrictEqual(head.map((p) => p.id), [1])
@@ -63,14 +63,14 @@ describe("sqlite specifics", () => {
 
   it.effect("an enqueue on a closed store fails with StoreUnavailable (never hangs)", () =>
     Effect.gen(function*() {
-      const outbox = yield* Effect.provide(Outbox, sqliteStore())
+      const outbox = yield* Effect.provide(Outbox.Outbox, sqliteStore())
       const error = yield* Effect.flip(outbox.enqueue([payload("late:us:1", 1)]))
       assert.strictEqual(error._tag, "StoreUnavailable")
     }))
 
   it.effect("writes that fail mid-run answer StoreUnavailable; reads go on; the store recovers", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const sql = yield* SqlClient.SqlClient
       yield* outbox.enqueue([payload("w:us:1", 1)])
       yield* sql.unsafe(`PRAGMA query_only = ON`) // every write now fails as on a read-only file
@@ -79,11 +79,13 @@ describe("sqlite specifics", () => {
         yield* Effect.flip(outbox.claim({ owner: "w", now: 10, leaseMs: 10, limit: 1 })),
         yield* Effect.flip(outbox.replay("all", 10)),
         yield* Effect.flip(outbox.release({ mailbox: "w:us:1", owner: "w", now: 10 }, 10)),
-        yield* Effect.flip((yield* VolumeGate).hit("k", 1, { limit: 1, windowMs: 10, holdMs: 10 }))
+        yield* Effect.flip((yield* VolumeGate.VolumeGate).hit("k", 1, { limit: 1, windowMs: 10, holdMs: 10 }))
       ]
       for (const e of errors) assert.strictEqual(e._tag, "StoreUnavailable")
       assert.strictEqual((yield* outbox.mailboxes).length, 1)
-      assert.isTrue((yield* Effect.exit((yield* IntegrationRepo).byId(1 as IntegrationId))).pipe(Exit.isSuccess))
+      assert.isTrue(
+        (yield* Effect.exit((yield* IntegrationRepo.IntegrationRepo).byId(1 as IntegrationId))).pipe(Exit.isSuccess)
+      )
       yield* sql.unsafe(`PRAGMA query_only = OFF`)
       yield* outbox.enqueue([payload("w:us:3", 3)])
       assert.strictEqual((yield* outbox.head("w:us:3", 1)).length, 1)

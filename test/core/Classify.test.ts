@@ -1,12 +1,11 @@
-import type { Provider } from "@cellgate/core"
-import { classify, control, pathMatcher, ProviderRegistry } from "@cellgate/core"
+import { control, Provider, ProviderRegistry } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 
-const provider = (name: string, routes: ReadonlyArray<readonly [string, RegExp]>): Provider => ({
+const provider = (name: string, routes: ReadonlyArray<readonly [string, RegExp]>): Provider.Provider => ({
   name,
   routes: routes.map(([r]) => r),
-  match: pathMatcher(routes),
+  match: Provider.pathMatcher(routes),
   route: () =>
     Effect.succeed({ provider: name, decision: control, reason: "", integration: null, organizations: [], regions: [] })
 })
@@ -18,7 +17,7 @@ const registry = ProviderRegistry.make([
 ])
 
 const routed = (path: string) => {
-  const c = classify(path, registry)
+  const c = Provider.classify(path, registry)
   return c._tag === "Provider" ? `${c.provider.name}:${c.match.route}:${c.match.params.join(",")}` : "Control"
 }
 
@@ -52,14 +51,14 @@ describe("classify", () => {
   }
 
   it("names the provider of an unknown or non-webhook path", () => {
-    const unknown = classify("/extensions/no-such-thing/webhook/", registry)
+    const unknown = Provider.classify("/extensions/no-such-thing/webhook/", registry)
     assert.deepStrictEqual(unknown, { _tag: "Control", provider: "no_such_thing", reason: "unknown provider" })
-    const other = classify("/extensions/github/search/1/", registry)
+    const other = Provider.classify("/extensions/github/search/1/", registry)
     assert.deepStrictEqual(other, { _tag: "Control", provider: "github", reason: "not a webhook path" })
   })
 
   it.prop("only /extensions/ paths that are not setup/link can ever be routed", [fc.webPath()], ([path]) => {
-    const c = classify(path, registry)
+    const c = Provider.classify(path, registry)
     if (c._tag === "Provider") {
       assert.isTrue(path.startsWith("/extensions/"))
       assert.isFalse(path.split("?")[0]!.endsWith("/setup/") || path.split("?")[0]!.endsWith("/link/"))

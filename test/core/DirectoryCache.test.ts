@@ -1,4 +1,5 @@
 import { Memory } from "@cellgate/adapters"
+import type { RegionName } from "@cellgate/core"
 import {
   DirectoryCache,
   DirectoryStore,
@@ -7,7 +8,6 @@ import {
   OrgRepo,
   RegionDirectory
 } from "@cellgate/core"
-import type { RegionName } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, TestClock } from "effect"
 import { directory } from "../support/Directory.js"
@@ -22,15 +22,15 @@ const v2 = { ...v1, organizationIntegrations: [] }
 
 const Live = () => DirectoryCache.layer({ ttlMs: 5_000 }).pipe(Layer.provide(Memory.directoryLayer(directory(v1))))
 
-const links = Effect.flatMap(OrgRepo, (o) => o.activeOrganizationIds(IntegrationId.make(10)))
+const links = Effect.flatMap(OrgRepo.OrgRepo, (o) => o.activeOrganizationIds(IntegrationId.make(10)))
 
 describe("DirectoryCache", () => {
   it.effect("reuses answers for the TTL, then reads the store again", () =>
     Effect.gen(function*() {
       let reads = 0
       const counting = Layer.succeed(
-        OrgRepo,
-        OrgRepo.of({
+        OrgRepo.OrgRepo,
+        OrgRepo.OrgRepo.of({
           activeOrganizationIds: () =>
             Effect.sync(() => {
               reads++
@@ -58,12 +58,12 @@ describe("DirectoryCache", () => {
   it.effect("an import through the cache clears it at once", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual<ReadonlyArray<number>>(yield* links, [1])
-      const store = yield* DirectoryStore
+      const store = yield* DirectoryStore.DirectoryStore
       yield* store.importDirectory(directory(v2))
       assert.deepStrictEqual<ReadonlyArray<number>>(yield* links, [])
-      const regions = yield* RegionDirectory
+      const regions = yield* RegionDirectory.RegionDirectory
       assert.isTrue(Option.isSome(yield* regions.byName("us" as RegionName)))
-      const integrations = yield* IntegrationRepo
+      const integrations = yield* IntegrationRepo.IntegrationRepo
       assert.isTrue(Option.isSome(yield* integrations.byExternalId("jira_server", "x")))
     }).pipe(Effect.provide(Live())))
 })

@@ -1,18 +1,11 @@
 import { Memory } from "@cellgate/adapters"
-import {
-  DirectoryStore,
-  handleWebhook,
-  jiraServerToken,
-  Outbox,
-  Providers,
-  routeWebhook,
-  StoreUnavailable
-} from "@cellgate/core"
+import { DirectoryStore, jiraServerToken, Outbox, Providers, StoreUnavailable } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric, TestClock } from "effect"
 import * as Jose from "jose"
 import { readFileSync } from "node:fs"
 import { directory } from "../support/Directory.js"
+import { handle, route, withGateway } from "../support/Gateway.js"
 import { bytes, request, text } from "../support/Requests.js"
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/jira-server/${name}`, import.meta.url), "utf8")
@@ -61,13 +54,14 @@ const directoryJson = {
   ]
 }
 
-const TestLive = () => Layer.mergeAll(Memory.layer(directory(directoryJson)), Providers.layer())
+const services = () => Layer.mergeAll(Memory.layer(directory(directoryJson)), Providers.layer())
+const TestLive = () => withGateway(services())
 
 const path = (token: string) => `/extensions/jira-server/issue-updated/${encodeURIComponent(token)}/`
 const post = (token: string, body: string | Uint8Array = statusBody, method = "POST") =>
-  handleWebhook(request(path(token), { body, method }))
+  handle(request(path(token), { body, method }))
 
-const stored = Effect.flatMap(Outbox, (o) => o.mailboxes)
+const stored = Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes)
 
 const hs256 = (claims: Record<string, unknown>, secret = SECRET, header: Jose.JWTHeaderParameters = { alg: "HS256" }) =>
   Effect.promise(() => new Jose.SignJWT(claims).setProtectedHeader(header).sign(new TextEncoder().encode(secret)))
@@ -83,7 +77,7 @@ describe("Jira Server issue-updated", () => {
 
   it.effect("a valid token with a changelog is stored once per region, sorted, and answered 202 with no body", () =>
     Effect.gen(function*() {
-      const outcome = yield* routeWebhook(request(path(vector.valid_token), { body: statusBody }))
+      const outcome = yield* route(request(path(vector.valid_token), { body: statusBody }))
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -96,7 +90,7 @@ describe("Jira Server issue-updated", () => {
       const response = yield* post(vector.valid_token)
       assert.strictEqual(response.status, 202)
       assert.strictEqual(text(response.body), "")
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const boxes = yield* stored
       assert.deepStrictEqual(boxes.map((m) => [m.mailbox, m.region, m.depth]), [
         ["jira_server:eu:10", "eu", 1],
@@ -126,7 +120,7 @@ describe("Jira Server issue-updated", () => {
       const odd = bytes("{\"changelog\": {\"id\": 1}, \"note\": \"\\u0000 caf\u00e9\"}  \n")
       const r2 = yield* post(vector.valid_token, odd)
       assert.strictEqual(r2.status, 202)
-      const [p] = yield* Effect.flatMap(Outbox, (o) => o.head("jira_server:us:10", 1))
+      const [p] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("jira_server:us:10", 1))
       assert.deepStrictEqual(p!.body, odd)
     }).pipe(Effect.provide(TestLive())))
 
@@ -165,7 +159,7 @@ describe("Jira Server issue-updated", () => {
       it.effect(name, () =>
         Effect.gen(function*() {
           const t = yield* token
-          const outcome = yield* routeWebhook(request(path(t), { body: statusBody }))
+          const outcome = yield* route(request(path(t), { body: statusBody }))
           assert.strictEqual(outcome.decision._tag, "Respond")
           assert.isTrue(outcome.reason.startsWith(reason), `${outcome.reason} should start with ${reason}`)
           const response = yield* post(t)
@@ -221,7 +215,7 @@ describe("Jira Server issue-updated", () => {
     for (const [name, body] of bodies) {
       it.effect(name, () =>
         Effect.gen(function*() {
-          const outcome = yield* routeWebhook(request(path(vector.valid_token), { body }))
+          const outcome = yield* route(request(path(vector.valid_token), { body }))
           assert.strictEqual(outcome.reason, "missing-changelog")
           const r = yield* post(vector.valid_token, body)
           assert.strictEqual(r.status, 200)
@@ -244,18 +238,18 @@ describe("Jira Server issue-updated", () => {
       assert.strictEqual(r.status, 503)
       assert.strictEqual(r.headers["retry-after"], "5")
       assert.strictEqual(JSON.parse(text(r.body)).error, "store_unavailable")
-    }).pipe(Effect.provide(Layer.merge(
-      TestLive(),
-      Layer.succeed(Outbox, {
+    }).pipe(Effect.provide(withGateway(Layer.merge(
+      services(),
+      Layer.succeed(Outbox.Outbox, {
         ...Memory.makeOutbox(),
         enqueue: () => Effect.fail(new StoreUnavailable({ operation: "enqueue" }))
       })
-    ))))
+    )))))
 
   it.effect("a verified token is cached for a short time only: a changed secret takes effect after the TTL", () =>
     Effect.gen(function*() {
       assert.strictEqual((yield* post(vector.valid_token)).status, 202)
-      const store = yield* DirectoryStore
+      const store = yield* DirectoryStore.DirectoryStore
       yield* store.importDirectory(directory({
         ...directoryJson,
         integrations: directoryJson.integrations.map((i) =>
@@ -264,7 +258,7 @@ describe("Jira Server issue-updated", () => {
       }))
       assert.strictEqual((yield* post(vector.valid_token)).status, 202) // still cached
       yield* TestClock.adjust("11 seconds")
-      const after = yield* routeWebhook(request(path(vector.valid_token), { body: statusBody }))
+      const after = yield* route(request(path(vector.valid_token), { body: statusBody }))
       assert.isTrue(after.reason.startsWith("Could not validate JWT"))
     }).pipe(Effect.provide(TestLive())))
 
@@ -272,7 +266,7 @@ describe("Jira Server issue-updated", () => {
     Effect.gen(function*() {
       const token = yield* hs256({ id: "newcomer" })
       assert.strictEqual((yield* post(token)).status, 200)
-      const store = yield* DirectoryStore
+      const store = yield* DirectoryStore.DirectoryStore
       yield* store.importDirectory(directory({
         ...directoryJson,
         integrations: [...directoryJson.integrations, {
@@ -283,7 +277,7 @@ describe("Jira Server issue-updated", () => {
         }],
         organizationIntegrations: [...directoryJson.organizationIntegrations, { organizationId: 1, integrationId: 20 }]
       }))
-      const cached = yield* routeWebhook(request(path(token), { body: statusBody }))
+      const cached = yield* route(request(path(token), { body: statusBody }))
       assert.strictEqual(cached.reason, "Could not find integration for token")
       yield* TestClock.adjust("11 seconds")
       assert.strictEqual((yield* post(token)).status, 202)
@@ -301,9 +295,9 @@ describe("Jira Server issue-updated", () => {
     for (const p of controlPaths) {
       it.effect(`${p.replace(vector.valid_token, "<token>")} is Control`, () =>
         Effect.gen(function*() {
-          const outcome = yield* routeWebhook(request(p, { body: statusBody }))
+          const outcome = yield* route(request(p, { body: statusBody }))
           assert.strictEqual(outcome.decision._tag, "Control")
-          const r = yield* handleWebhook(request(p, { body: statusBody }))
+          const r = yield* handle(request(p, { body: statusBody }))
           assert.strictEqual(r.status, 404) // no control upstream
           assert.deepStrictEqual(yield* stored, [])
         }).pipe(Effect.provide(TestLive())))
@@ -312,15 +306,15 @@ describe("Jira Server issue-updated", () => {
     it.effect("a query string does not change the route, and is kept in the stored path", () =>
       Effect.gen(function*() {
         const p = `${path(vector.valid_token)}?user_id=admin&user_key=JIRAUSER10000`
-        const r = yield* handleWebhook(request(p, { body: statusBody }))
+        const r = yield* handle(request(p, { body: statusBody }))
         assert.strictEqual(r.status, 202)
-        const [payload] = yield* Effect.flatMap(Outbox, (o) => o.head("jira_server:eu:10", 1))
+        const [payload] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("jira_server:eu:10", 1))
         assert.strictEqual(payload!.path, p)
       }).pipe(Effect.provide(TestLive())))
 
     it.effect("the underscore spelling of the provider routes too", () =>
       Effect.gen(function*() {
-        const r = yield* handleWebhook(
+        const r = yield* handle(
           request(`/extensions/jira_server/issue-updated/${vector.valid_token}/`, { body: statusBody })
         )
         assert.strictEqual(r.status, 202)
@@ -330,7 +324,7 @@ describe("Jira Server issue-updated", () => {
   describe("bucketing", () => {
     const issueBody = (id: unknown) => JSON.stringify({ changelog: { id: 1 }, issue: { id } })
     const mailboxOf = (body: string) =>
-      routeWebhook(request(path(vector.valid_token), { body })).pipe(
+      route(request(path(vector.valid_token), { body })).pipe(
         Effect.map((o) => (o.decision._tag === "Enqueue" ? o.decision.targets.map((t) => t.mailbox) : []))
       )
 
@@ -374,7 +368,7 @@ describe("Jira Server issue-updated", () => {
 
     it.effect("dropped webhooks (no changelog) do not count towards the limit", () =>
       Effect.gen(function*() {
-        for (let i = 0; i < 3005; i++) yield* routeWebhook(request(path(vector.valid_token), { body: "{}" }))
+        for (let i = 0; i < 3005; i++) yield* route(request(path(vector.valid_token), { body: "{}" }))
         assert.deepStrictEqual(yield* mailboxOf(issueBody(1)), ["jira_server:eu:10", "jira_server:us:10"])
       }).pipe(Effect.provide(TestLive())), 60_000)
   })

@@ -1,25 +1,29 @@
 import { Memory } from "@cellgate/adapters"
-import { JiraServer, StoreUnavailable, VolumeGate, VolumeGates } from "@cellgate/core"
+import { JiraServer, StoreUnavailable, VolumeGate } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, TestClock } from "effect"
 
 const policy = JiraServer.volumePolicy
 
 /** A buffered gate over the given store gate, built in the test's scope. */
-const bufferedOver = (store: VolumeGate["Type"]) =>
-  Layer.build(VolumeGates.buffered({ flushIntervalMs: 1_000 }).pipe(Layer.provide(Layer.succeed(VolumeGate, store))))
-    .pipe(Effect.map((ctx) => Context.get(ctx, VolumeGate)))
+const bufferedOver = (store: VolumeGate.VolumeGate["Type"]) =>
+  Layer.build(
+    VolumeGate.layerBuffered({ flushIntervalMs: 1_000 }).pipe(
+      Layer.provide(Layer.succeed(VolumeGate.VolumeGate, store))
+    )
+  )
+    .pipe(Effect.map((ctx) => Context.get(ctx, VolumeGate.VolumeGate)))
 
-const storeGate = Layer.build(Memory.volumeGateLayer).pipe(Effect.map((ctx) => Context.get(ctx, VolumeGate)))
+const storeGate = Layer.build(Memory.volumeGateLayer).pipe(Effect.map((ctx) => Context.get(ctx, VolumeGate.VolumeGate)))
 
-const hits = (gate: VolumeGate["Type"], n: number, key = "k") =>
+const hits = (gate: VolumeGate.VolumeGate["Type"], n: number, key = "k") =>
   Effect.gen(function*() {
     let last = { bucketed: false, switched: false }
     for (let i = 0; i < n; i++) last = yield* gate.hit(key, yield* TestClock.currentTimeMillis, policy)
     return last
   })
 
-describe("VolumeGates.buffered", () => {
+describe("VolumeGate.layerBuffered", () => {
   it.scoped("one process alone switches at exactly the same webhook as the store's rule", () =>
     Effect.gen(function*() {
       const gate = yield* bufferedOver(yield* storeGate)
@@ -32,7 +36,7 @@ describe("VolumeGates.buffered", () => {
     Effect.gen(function*() {
       const recorded: Array<number> = []
       const shared = yield* storeGate
-      const counting = VolumeGate.of({
+      const counting = VolumeGate.VolumeGate.of({
         hit: (key, now, p, count) => {
           recorded.push(count ?? 1)
           return shared.hit(key, now, p, count)
@@ -61,7 +65,7 @@ describe("VolumeGates.buffered", () => {
     Effect.gen(function*() {
       const recorded: Array<number> = []
       let failing = true
-      const flaky = VolumeGate.of({
+      const flaky = VolumeGate.VolumeGate.of({
         hit: (_key, _now, _p, count) =>
           failing
             ? Effect.fail(new StoreUnavailable({ operation: "volume" }))

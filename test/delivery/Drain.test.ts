@@ -1,5 +1,5 @@
 import { Memory } from "@cellgate/adapters"
-import { Delivery, Metrics, Outbox, RegionTransportError } from "@cellgate/core"
+import { Delivery, DeliverySettings, Metrics, Outbox, RegionTransportError } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Layer, Metric, Random, TestClock } from "effect"
 import { drainDue, enqueueNow, makeRegion, memoryEnv, newPayload, status } from "./support.js"
@@ -12,7 +12,7 @@ const sentPaths = Effect.map(
   (sent) => sent.map((s) => s.request.path)
 )
 
-const payloadsOf = (mailbox: string) => Effect.flatMap(Outbox, (o) => o.head(mailbox, 1000))
+const payloadsOf = (mailbox: string) => Effect.flatMap(Outbox.Outbox, (o) => o.head(mailbox, 1000))
 
 const relaxedCount = Effect.map(
   Metric.value(Metrics.orderingRelaxedTotal("skip_on_failure")),
@@ -45,7 +45,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       }
       const expected = [4.2, 5.88, 8.232, 11.5248, 16.13472, 22.588608, 31.6240512, 44.27367168, 60]
       dues.forEach((m, i) => assert.approximately(m, expected[i]!, 1e-4))
-      const dead = yield* Effect.flatMap(Outbox, (o) => o.deadLetters)
+      const dead = yield* Effect.flatMap(Outbox.Outbox, (o) => o.deadLetters)
       assert.strictEqual(dead.length, 1)
       assert.strictEqual(dead[0]!.reason, "max_attempts")
       assert.strictEqual(dead[0]!.lastStatus, 503)
@@ -106,7 +106,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       Effect.provide(
         Layer.merge(
           memoryEnv([us], (_, req) => Effect.succeed(status(429, { "retry-after": req.headers["x-ra"]! }))),
-          Delivery.settingsLayer({ retryAfterMaxMs: 40 * MIN })
+          DeliverySettings.layer({ retryAfterMaxMs: 40 * MIN })
         )
       )
     ))
@@ -120,7 +120,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
         yield* TestClock.adjust(10 * MIN)
       }
       assert.strictEqual((yield* sentPaths).length, 2)
-      const dead = yield* Effect.flatMap(Outbox, (o) => o.deadLetters)
+      const dead = yield* Effect.flatMap(Outbox.Outbox, (o) => o.deadLetters)
       assert.strictEqual(dead.length, 1)
       assert.strictEqual(dead[0]!.reason, "max_age")
       assert.strictEqual(dead[0]!.lastBody, "HTTP 502")
@@ -129,7 +129,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       Effect.provide(
         Layer.merge(
           memoryEnv([us], () => Effect.succeed(status(502))),
-          Delivery.settingsLayer({ maxAgeMs: 15 * MIN })
+          DeliverySettings.layer({ maxAgeMs: 15 * MIN })
         )
       )
     ))
@@ -140,9 +140,9 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       yield* drainDue("w") // 1 send, attempts 1
       yield* TestClock.adjust(10 * MIN)
       // the operator lowers maxAttempts to 1
-      yield* drainDue("w").pipe(Delivery.withSettings({ maxAttempts: 1 }))
+      yield* drainDue("w").pipe(DeliverySettings.withSettings({ maxAttempts: 1 }))
       assert.strictEqual((yield* sentPaths).length, 1)
-      const dead = yield* Effect.flatMap(Outbox, (o) => o.deadLetters)
+      const dead = yield* Effect.flatMap(Outbox.Outbox, (o) => o.deadLetters)
       assert.strictEqual(dead[0]!.reason, "max_attempts")
     }).pipe(Effect.provide(memoryEnv([us], () => Effect.succeed(status(503))))))
 
@@ -152,10 +152,10 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       yield* enqueueNow(codes.map((c) => newPayload(`jira_server:us:${c}`, { headers: { "x-code": String(c) } })))
       const results = yield* drainDue("w")
       assert.isTrue(results.every((r) => r.deadLettered === 1 && r.sent === 1))
-      const dead = yield* Effect.flatMap(Outbox, (o) => o.deadLetters)
+      const dead = yield* Effect.flatMap(Outbox.Outbox, (o) => o.deadLetters)
       assert.deepStrictEqual(dead.map((d) => d.lastStatus).sort(), codes)
       assert.isTrue(dead.every((d) => d.reason === "permanent_failure" && d.lastBody === "nope"))
-      assert.deepStrictEqual(yield* Effect.flatMap(Outbox, (o) => o.mailboxes), [])
+      assert.deepStrictEqual(yield* Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes), [])
     }).pipe(
       Effect.provide(memoryEnv([us], (_, req) => Effect.succeed(status(Number(req.headers["x-code"]), {}, "nope"))))
     ))
@@ -214,7 +214,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       const [r3] = yield* drainDue("w")
       assert.strictEqual(r3!.delivered, 1)
       assert.deepStrictEqual(yield* sentPaths, ["/p1", "/p2", "/p3", "/p4", "/p1"])
-      assert.deepStrictEqual(yield* Effect.flatMap(Outbox, (o) => o.mailboxes), [])
+      assert.deepStrictEqual(yield* Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes), [])
     }).pipe(
       Effect.provide(memoryEnv([us], failFirst("/p1", 1, { "retry-after": "3600" })))
     ))
@@ -249,7 +249,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       const m = "jira_server:us:9"
       const ps = [1, 2].map((i) => newPayload(m, { path: `/p${i}` }))
       yield* enqueueNow(ps)
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const claimedA = yield* outbox.claim({ owner: "A", now: 0, leaseMs: 30_000, limit: 10 })
       assert.deepStrictEqual(claimedA, [m])
       const a = yield* Effect.fork(Delivery.drainMailbox(m, "A"))
@@ -275,7 +275,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       Effect.provide(
         Layer.merge(
           memoryEnv([us], slowFirst(50_000)),
-          Delivery.settingsLayer({ requestTimeoutMs: 60_000 })
+          DeliverySettings.layer({ requestTimeoutMs: 60_000 })
         )
       )
     ))
@@ -312,7 +312,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
     Effect.gen(function*() {
       const m = "jira_server:us:5"
       yield* enqueueNow([1, 2, 3, 4, 5].map((i) => newPayload(m, { path: `/p${i}` })))
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* outbox.claim({ owner: "A", now: 0, leaseMs: 30_000, limit: 10 })
       const a = yield* Effect.fork(Delivery.drainMailbox(m, "A"))
       // each request takes 11 s: 55 s in all, well past one 30 s lease

@@ -1,6 +1,21 @@
 import { HttpRegionClient, Memory } from "@cellgate/adapters"
 import type { Region, RegionDirectory } from "@cellgate/core"
-import { Delivery, Directory, enqueue, Outbox, RegionClient, RegionName, verifyForwarded } from "@cellgate/core"
+import {
+  Delivery,
+  DeliverySettings,
+  Directory,
+  Enqueue,
+  Gateway,
+  IntegrationRepo,
+  OrgRepo,
+  Outbox,
+  Provider,
+  ProviderRegistry,
+  RegionClient,
+  RegionName,
+  verifyForwarded,
+  VolumeGate
+} from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Layer, Random, Scope, TestClock } from "effect"
 import * as Http from "node:http"
@@ -27,7 +42,7 @@ const waitUntil = (check: () => boolean, ms = 3000) =>
 
 /** Drains until the outbox is empty, moving the clock an hour between rounds. */
 const drainAll = Effect.gen(function*() {
-  const outbox = yield* Outbox
+  const outbox = yield* Outbox.Outbox
   for (let round = 0; round < 30; round++) {
     yield* drainDue("w")
     if ((yield* outbox.mailboxes).length === 0) return round
@@ -87,7 +102,7 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
           const [r] = yield* drainDue("w")
           assert.isBelow(Date.now() - started, 2000)
           assert.strictEqual(r!.retried, 1)
-          const [p] = yield* Effect.flatMap(Outbox, (o) => o.head("jira_server:us:1", 1))
+          const [p] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("jira_server:us:1", 1))
           assert.match(p!.lastError!, /timed out/)
           yield* TestClock.adjust(10 * MIN)
           const [r2] = yield* drainDue("w")
@@ -95,7 +110,7 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
           assert.strictEqual(server.received.length, 2)
         })
       )
-    }).pipe(Delivery.withSettings({ requestTimeoutMs: 250 })))
+    }).pipe(DeliverySettings.withSettings({ requestTimeoutMs: 250 })))
 
   it.scoped("404 → dead letter; replay after the fix → delivered with the same delivery id", () =>
     Effect.gen(function*() {
@@ -104,7 +119,7 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
       yield* withRegions(
         [makeRegion("us", server.url)],
         Effect.gen(function*() {
-          const outbox = yield* Outbox
+          const outbox = yield* Outbox.Outbox
           const p = newPayload("jira_server:us:1")
           yield* enqueueNow([p])
           yield* drainDue("w")
@@ -157,9 +172,10 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
       yield* withRegions(
         [region],
         Effect.gen(function*() {
-          const ctx = yield* Layer.build(Delivery.workerLive("w1"))
+          const ctx = yield* Layer.build(Delivery.layerWith({ owner: "w1" }))
           const body = new TextEncoder().encode("{\"issue\":{}}")
-          yield* enqueue(
+          const gateway = yield* Gateway.make.pipe(Effect.provide(enqueueingPorts))
+          const response = yield* gateway.handle(
             {
               method: "POST",
               path: "/extensions/jira-server/issue-updated/tok/?a=1",
@@ -180,13 +196,11 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
               },
               body,
               receivedAt: yield* Clock.currentTimeMillis
-            },
-            "jira_server",
-            undefined,
-            [{ region: RegionName.make("us"), mailbox: "jira_server:us:1" }]
+            }
           ).pipe(
             Effect.provide(ctx)
           )
+          assert.strictEqual(response.status, 202)
           // woken by the enqueue: no clock movement needed
           yield* waitUntil(() => server.received.length === 1)
           const h = server.received[0]!.headers
@@ -210,7 +224,7 @@ describe("delivery through real HTTP regions on 127.0.0.1", () => {
 describe("HttpRegionClient", () => {
   const send = (url: string, path: string, timeoutMs = 2000) =>
     Effect.flatMap(
-      RegionClient,
+      RegionClient.RegionClient,
       (c) =>
         c.send(makeRegion("r", url), { method: "POST", path, headers: { "x-a": "1" }, body: new Uint8Array([1, 2]) }, {
           timeoutMs
@@ -273,11 +287,11 @@ describe("HttpRegionClient", () => {
 describe("worker", () => {
   it.scoped("shutdown stops claiming and releases the leases it holds", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* enqueueNow([newPayload("jira_server:us:1"), newPayload("jira_server:us:2")])
       const scope = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-      yield* Layer.buildWithScope(Delivery.workerLive("w1"), scope)
+      yield* Layer.buildWithScope(Delivery.layerWith({ owner: "w1" }), scope)
       yield* TestClock.adjust(1)
       yield* waitUntil(() => sends.count === 2)
       const leased = yield* outbox.mailboxes
@@ -305,16 +319,16 @@ describe("worker", () => {
 
   it.scoped("drains at most `concurrency` mailboxes at once and claims no more than it can drain", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       yield* enqueueNow([1, 2, 3, 4, 5].map((i) => newPayload(`jira_server:us:${i}`)))
-      yield* Layer.build(Delivery.worker("w1"))
+      yield* Layer.build(Delivery.layerWith({ owner: "w1" }))
       yield* waitUntil(() => inFlight.count === 2)
       yield* realSleep(50)
       assert.strictEqual(inFlight.count, 2)
       const leased = (yield* outbox.mailboxes).filter((m) => m.leasedBy !== null)
       assert.strictEqual(leased.length, 2)
     }).pipe(
-      Delivery.withSettings({ concurrency: 2 }),
+      DeliverySettings.withSettings({ concurrency: 2 }),
       Effect.provide(
         Layer.mergeAll(
           Memory.outboxLayer,
@@ -325,23 +339,74 @@ describe("worker", () => {
       Effect.ensuring(Effect.sync(() => (inFlight.count = 0)))
     ))
 
-  it.scoped("polls: a due mailbox is picked up within pollIntervalMs without a wake", () =>
+  it.scoped("an enqueue wakes the worker of its own outbox at once, with no extra wiring (the clock never moves)", () =>
     Effect.gen(function*() {
       const server = yield* regionServer(() => ({ status: 200 }))
       yield* withRegions(
         [makeRegion("us", server.url)],
         Effect.gen(function*() {
-          yield* Layer.build(Delivery.worker("w1")) // no wake layer: the default no-op
-          yield* realSleep(20)
+          yield* Layer.build(Delivery.layer)
+          yield* realSleep(20) // the worker is waiting now (its first claim found nothing)
           yield* enqueueNow([newPayload("jira_server:us:1")])
+          yield* waitUntil(() => server.received.length === 1)
+          // a second one while the worker is idle again
+          yield* realSleep(20)
+          yield* enqueueNow([newPayload("jira_server:us:2")])
+          yield* waitUntil(() => server.received.length === 2)
+        }).pipe(DeliverySettings.withSettings({ pollIntervalMs: 3_600_000 }))
+      )
+    }))
+
+  it.scoped("polls: a mailbox that becomes due without an enqueue is picked up within pollIntervalMs", () =>
+    Effect.gen(function*() {
+      const server = yield* regionServer(() => ({ status: 200 }))
+      yield* withRegions(
+        [makeRegion("us", server.url)],
+        Effect.gen(function*() {
+          const outbox = yield* Outbox.Outbox
+          const now = yield* Clock.currentTimeMillis
+          yield* Layer.build(Delivery.layerWith({ owner: "w1" }))
+          yield* realSleep(20)
+          // due in 1 s: the enqueue's wake-up finds nothing due yet
+          yield* outbox.enqueue([newPayload("jira_server:us:1", { receivedAt: now + 1_000 })])
           yield* realSleep(50)
           assert.strictEqual(server.received.length, 0)
-          yield* TestClock.adjust(500)
+          yield* TestClock.adjust(1_000)
           yield* waitUntil(() => server.received.length === 1)
         })
       )
     }))
 })
+
+// the gateway's ports for a provider that enqueues every `/extensions/jira-server/…` webhook to `jira_server:us:1`
+const emptyDirectory = Directory.make({
+  regions: [],
+  organizations: [],
+  integrations: [],
+  organizationIntegrations: []
+})
+const enqueueingPorts = Layer.mergeAll(
+  ProviderRegistry.layer([{
+    name: "jira_server",
+    routes: ["<anything>"],
+    match: Provider.pathMatcher([["any", /^.*$/]]),
+    route: () =>
+      Effect.succeed({
+        provider: "jira_server",
+        decision: new Enqueue({
+          provider: "jira_server",
+          targets: [{ region: RegionName.make("us"), mailbox: "jira_server:us:1" }]
+        }),
+        reason: "enqueue",
+        integration: null,
+        organizations: [],
+        regions: [RegionName.make("us")]
+      })
+  }]),
+  IntegrationRepo.layerMemory(emptyDirectory),
+  OrgRepo.layerMemory(emptyDirectory),
+  VolumeGate.layerNoop
+)
 
 const sends = { count: 0 }
 const inFlight = { count: 0 }
@@ -349,7 +414,7 @@ const inFlight = { count: 0 }
 /** Runs `effect` against a memory outbox, the directory of `regions`, and the real HTTP client. */
 function withRegions<A, E>(
   regions: ReadonlyArray<Region>,
-  effect: Effect.Effect<A, E, Outbox | RegionClient | RegionDirectory | Scope.Scope>
+  effect: Effect.Effect<A, E, Outbox.Outbox | RegionClient.RegionClient | RegionDirectory.RegionDirectory | Scope.Scope>
 ): Effect.Effect<A, E, Scope.Scope> {
   return effect.pipe(Effect.provide(httpEnv(regions)))
 }

@@ -9,8 +9,15 @@
  */
 import { Memory } from "@cellgate/adapters"
 import * as Sqlite from "@cellgate/adapters/Sqlite"
-import type { NewPayload, RegionResponse } from "@cellgate/core"
-import { Delivery, Directory, Outbox, RegionClient, RegionDirectory, RegionTransportError } from "@cellgate/core"
+import {
+  Delivery,
+  DeliverySettings,
+  Directory,
+  Outbox,
+  RegionClient,
+  RegionDirectory,
+  RegionTransportError
+} from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import type { Scope } from "effect"
 import { Clock, Context, Effect, FastCheck as fc, Layer } from "effect"
@@ -48,7 +55,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.constant({ _tag: "slowNext" as const }), weight: 1 }
 )
 
-const settings = Delivery.settingsLayer({
+const settings = DeliverySettings.layer({
   backoffBaseMs: 1000,
   backoffRate: 2,
   backoffMaxMs: 8000,
@@ -63,10 +70,10 @@ type Event =
   | { readonly _tag: "resolved"; readonly deliveryId: string; readonly how: "complete" | "dead" }
 
 /** Records which payload each successful `complete` / `deadLetter` resolved. */
-const recordingOutbox = (base: Outbox["Type"], events: Array<Event>): Outbox["Type"] => {
+const recordingOutbox = (base: Outbox.Outbox["Type"], events: Array<Event>): Outbox.Outbox["Type"] => {
   const deliveryIdOf = (mailbox: string, id: number) =>
     Effect.map(base.head(mailbox, 10_000), (ps) => ps.find((p) => p.id === id)?.deliveryId ?? "?")
-  return Outbox.of({
+  return Outbox.Outbox.of({
     ...base,
     complete: (lease, id) =>
       Effect.flatMap(
@@ -99,12 +106,12 @@ const manualClock = () => {
 }
 
 const run =
-  (makeOutbox: Effect.Effect<Outbox["Type"], never, Scope.Scope>) =>
+  (makeOutbox: Effect.Effect<Outbox.Outbox["Type"], never, Scope.Scope>) =>
   ({ ops, script }: { ops: Array<Op>; script: Array<Answer> }) => {
     const time = manualClock()
     return Effect.gen(function*() {
       const events: Array<Event> = []
-      const enqueued: Array<NewPayload> = []
+      const enqueued: Array<Outbox.NewPayload> = []
       const outbox = recordingOutbox(yield* makeOutbox, events)
       const directory = Context.get(
         yield* Layer.build(
@@ -112,7 +119,7 @@ const run =
             new Directory({ regions: [makeRegion("us", "http://us.example"), makeRegion("eu", "http://eu.example")] })
           )
         ).pipe(Effect.scoped),
-        RegionDirectory
+        RegionDirectory.RegionDirectory
       )
       let answers = 0
       let slowPending = false
@@ -127,7 +134,7 @@ const run =
           yield* Effect.forEach(claimed, (m) => Delivery.drainMailbox(m, who), { discard: true })
         }).pipe(provideAll)
 
-      const client = RegionClient.of({
+      const client = RegionClient.RegionClient.of({
         send: (region, request) =>
           Effect.gen(function*() {
             events.push({
@@ -154,14 +161,14 @@ const run =
               case "timeout":
                 return yield* new RegionTransportError({ region: region.name, kind: "timeout", detail: "slow" })
             }
-          }) as Effect.Effect<RegionResponse, RegionTransportError>
+          }) as Effect.Effect<RegionClient.RegionResponse, RegionTransportError>
       })
 
       function provideAll<A, E, R>(effect: Effect.Effect<A, E, R>) {
         return effect.pipe(
-          Effect.provideService(Outbox, outbox),
-          Effect.provideService(RegionClient, client),
-          Effect.provideService(RegionDirectory, directory),
+          Effect.provideService(Outbox.Outbox, outbox),
+          Effect.provideService(RegionClient.RegionClient, client),
+          Effect.provideService(RegionDirectory.RegionDirectory, directory),
           Effect.provide(settings)
         )
       }
@@ -250,7 +257,7 @@ describe("delivery property", () => {
     },
     run(
       Layer.build(Sqlite.layer({ path: ":memory:" })).pipe(
-        Effect.map((ctx) => Context.get(ctx, Outbox)),
+        Effect.map((ctx) => Context.get(ctx, Outbox.Outbox)),
         Effect.orDie
       )
     ),

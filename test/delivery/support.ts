@@ -1,6 +1,6 @@
 import { Memory } from "@cellgate/adapters"
-import type { NewPayload, OutgoingRequest, RegionResponse } from "@cellgate/core"
-import { Delivery, Directory, Outbox, Region, RegionName } from "@cellgate/core"
+import type { RegionClient } from "@cellgate/core"
+import { Delivery, DeliverySettings, Directory, Outbox, Region, RegionName } from "@cellgate/core"
 import { Clock, Effect, Layer, Redacted } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -24,7 +24,7 @@ export const newPayload = (
     readonly body?: string | Uint8Array
     readonly headers?: Record<string, string>
   } = {}
-): NewPayload => {
+): Outbox.NewPayload => {
   const n = ++seq
   const body = options.body ?? `{"n":${n}}`
   return {
@@ -42,9 +42,9 @@ export const newPayload = (
 }
 
 /** Enqueue with `receivedAt` = now. */
-export const enqueueNow = (payloads: ReadonlyArray<NewPayload>) =>
+export const enqueueNow = (payloads: ReadonlyArray<Outbox.NewPayload>) =>
   Effect.gen(function*() {
-    const outbox = yield* Outbox
+    const outbox = yield* Outbox.Outbox
     const now = yield* Clock.currentTimeMillis
     yield* outbox.enqueue(payloads.map((p) => ({ ...p, receivedAt: now })))
   })
@@ -52,14 +52,14 @@ export const enqueueNow = (payloads: ReadonlyArray<NewPayload>) =>
 /** Claims every due mailbox for `owner` and drains them one after the other. */
 export const drainDue = (owner: string) =>
   Effect.gen(function*() {
-    const outbox = yield* Outbox
-    const settings = yield* Delivery.DeliverySettings
+    const outbox = yield* Outbox.Outbox
+    const settings = yield* DeliverySettings.DeliverySettings
     const now = yield* Clock.currentTimeMillis
     const claimed = yield* outbox.claim({ owner, now, leaseMs: settings.leaseMs, limit: 1000 })
     return yield* Effect.forEach(claimed, (m) => Delivery.drainMailbox(m, owner))
   })
 
-export const status = (code: number, headers: Record<string, string> = {}, body = ""): RegionResponse => ({
+export const status = (code: number, headers: Record<string, string> = {}, body = ""): RegionClient.RegionResponse => ({
   status: code,
   headers,
   body: new TextEncoder().encode(body)
@@ -68,7 +68,7 @@ export const status = (code: number, headers: Record<string, string> = {}, body 
 /** Memory outbox + directory + recording region client answering with `answer`. */
 export const memoryEnv = (
   regions: ReadonlyArray<Region>,
-  answer?: (region: Region, request: OutgoingRequest) => Effect.Effect<RegionResponse, any>
+  answer?: (region: Region, request: RegionClient.OutgoingRequest) => Effect.Effect<RegionClient.RegionResponse, any>
 ) =>
   Layer.mergeAll(
     Memory.outboxLayer,

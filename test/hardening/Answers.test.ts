@@ -3,8 +3,17 @@
 // `cellgate_truncated_total{kind}`), and repeated answer headers (two `Set-Cookie`) stay separate end to end:
 // region → HttpRegionClient → relayed WebhookResponse → the sender.
 import { HttpRegionClient, Memory } from "@cellgate/adapters"
-import type { Provider, RegionName } from "@cellgate/core"
-import { Delivery, Directory, Forward, Metrics, Outbox, pathMatcher, Providers, RegionClient } from "@cellgate/core"
+import type { RegionName } from "@cellgate/core"
+import {
+  DeliverySettings,
+  Directory,
+  Forward,
+  Metrics,
+  Outbox,
+  Provider,
+  Providers,
+  RegionClient
+} from "@cellgate/core"
 import type { EmbeddedServer } from "@cellgate/http"
 import { makeServer } from "@cellgate/http"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -56,10 +65,10 @@ const waitFor = async (check: () => boolean, ms = 3000) => {
   }
 }
 
-const forwardProvider: Provider = {
+const forwardProvider: Provider.Provider = {
   name: "answers_test",
   routes: ["first/<region>/"],
-  match: pathMatcher([["forward", /^first\/([a-z]+)\/$/]]),
+  match: Provider.pathMatcher([["forward", /^first\/([a-z]+)\/$/]]),
   route: (_request, match) => {
     const regions = [match.params[0]! as RegionName]
     return Effect.succeed({
@@ -127,7 +136,7 @@ describe("HttpRegionClient", () => {
         Effect.promise(() => startRegion(200)),
         (r) => Effect.promise(r.close)
       )
-      const client = yield* RegionClient
+      const client = yield* RegionClient.RegionClient
       const send = (path: string) =>
         client.send(makeRegion("us", region.url), { method: "POST", path, headers: {}, body: new Uint8Array([1]) }, {
           timeoutMs: 5_000,
@@ -155,7 +164,7 @@ describe("deliveries", () => {
       const counted = Metric.value(Metrics.truncatedTotal("stored_answer"))
       const before = (yield* counted).count
       yield* Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         yield* enqueueNow([newPayload("jira_server:us:1")])
         const [r] = yield* drainDue("w")
         assert.strictEqual(r!.deadLettered, 1)
@@ -165,7 +174,7 @@ describe("deliveries", () => {
         assert.isTrue(dead!.lastBody!.startsWith("xxxxxxxx"))
         assert.isAtMost(dead!.lastBody!.length, 2049)
       }).pipe(
-        Delivery.withSettings({ maxAnswerBytes: CAP, requestTimeoutMs: 5_000 }),
+        DeliverySettings.withSettings({ maxAnswerBytes: CAP, requestTimeoutMs: 5_000 }),
         Effect.provide(
           Layer.mergeAll(
             Memory.outboxLayer,

@@ -41,7 +41,7 @@ afterEach(() => {
 })
 
 const outboxEmpty = () =>
-  server.runPromise(Effect.flatMap(Outbox, (o) => o.mailboxes).pipe(Effect.map((m) => m.length === 0)))
+  server.runPromise(Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes).pipe(Effect.map((m) => m.length === 0)))
 
 /** Captures that are not plain digits / an issue key: dot segments plain and encoded, encodings, signs, spaces. */
 const hostile = fc.oneof(

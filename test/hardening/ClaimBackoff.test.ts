@@ -4,7 +4,7 @@
 // interval by itself at the first claim that succeeds. The delay rule and the log throttle are also checked as
 // properties over generated inputs.
 import { Memory } from "@cellgate/adapters"
-import { Delivery, Directory, Outbox, StoreOutage, StoreUnavailable } from "@cellgate/core"
+import { Delivery, DeliverySettings, Directory, Outbox, StoreOutage, StoreUnavailable } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Clock, Effect, FastCheck as fc, Fiber, Layer, Logger, TestClock } from "effect"
 
@@ -19,9 +19,9 @@ interface LogLine {
 /** An outbox whose first `failing` claims fail with `StoreUnavailable`; records when each claim was made. */
 const flakyOutbox = (failing: number, claims: Array<number>) =>
   Layer.effect(
-    Outbox,
-    Effect.map(Outbox, (outbox) =>
-      Outbox.of({
+    Outbox.Outbox,
+    Effect.map(Outbox.Outbox, (outbox) =>
+      Outbox.Outbox.of({
         ...outbox,
         claim: (options) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -48,8 +48,8 @@ const runFor = (failing: number, ms: number) =>
       Memory.directoryLayer(new Directory({})),
       Logger.replace(Logger.defaultLogger, logger)
     )
-    const fiber = yield* Delivery.runWorker("w").pipe(
-      Delivery.withSettings({ pollIntervalMs: POLL_MS }),
+    const fiber = yield* Delivery.run({ owner: "w" }).pipe(
+      DeliverySettings.withSettings({ pollIntervalMs: POLL_MS }),
       // a throttle of this test's own (the default one is shared by the whole process)
       Effect.provideService(StoreOutage.OutageLog, StoreOutage.makeThrottle()),
       Effect.provide(env),

@@ -144,7 +144,9 @@ describe("Control.proxy", () => {
         headers: {},
         body: new Uint8Array(),
         receivedAt: 0
-      }).pipe(Effect.provideService(GatewaySettings, { requestTimeoutMs: 2000, maxAnswerBytes: 64 * 1024 }))
+      }).pipe(
+        Effect.provideService(GatewaySettings.GatewaySettings, { requestTimeoutMs: 2000, maxAnswerBytes: 64 * 1024 })
+      )
       assert.strictEqual(answer.status, 502)
       assert.strictEqual(JSON.parse(answer.body as string).error, "answer_too_large")
     }))

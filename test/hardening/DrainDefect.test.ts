@@ -3,7 +3,7 @@
 // `maxAttempts` — never a mailbox released without counting, which would fail forever (until `maxAgeMs`, 3 days).
 // The directory is built directly (validation bypassed), as a store written before the secret check could be.
 import { Memory } from "@cellgate/adapters"
-import { Delivery, Directory, Outbox, Region, RegionName } from "@cellgate/core"
+import { Delivery, DeliverySettings, Directory, Outbox, Region, RegionName } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import { newPayload } from "../delivery/support.js"
@@ -34,10 +34,10 @@ const settings = {
 describe("a defect while delivering counts as an attempt", () => {
   it.effect("the worker dead-letters a payload whose region secret cannot sign, after maxAttempts", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const p = newPayload("jira_server:us:1")
       yield* outbox.enqueue([{ ...p, receivedAt: 0 }])
-      const worker = yield* Effect.fork(Delivery.runWorker("w"))
+      const worker = yield* Effect.fork(Delivery.run({ owner: "w" }))
       // 4 attempts at 1 s, 2 s, 4 s, 8 s of backoff: well within 40 s (maxAgeMs is three days)
       for (let i = 0; i < 40; i++) yield* TestClock.adjust(1_000)
       yield* Fiber.interrupt(worker)
@@ -52,11 +52,11 @@ describe("a defect while delivering counts as an attempt", () => {
       assert.deepStrictEqual(yield* outbox.head("jira_server:us:1", 10), [])
       // nothing was sent: signing failed before the request
       assert.deepStrictEqual(yield* Effect.flatMap(Memory.RegionRecorder, (r) => r.sent), [])
-    }).pipe(Effect.provide(env), Delivery.withSettings(settings)))
+    }).pipe(Effect.provide(env), DeliverySettings.withSettings(settings)))
 
   it.effect("drainMailbox records the defect as a retry with backoff, and never fails or dies", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox
+      const outbox = yield* Outbox.Outbox
       const p = newPayload("jira_server:us:2")
       yield* outbox.enqueue([{ ...p, receivedAt: 0 }])
       const [claimed] = yield* outbox.claim({ owner: "w", now: 0, leaseMs: 30_000, limit: 10 })
@@ -69,5 +69,5 @@ describe("a defect while delivering counts as an attempt", () => {
       assert.strictEqual(result.nextDue, waiting!.nextAttemptAt)
       // backoffDelay(1) = base × rate¹ = 2 s
       assert.strictEqual(waiting!.nextAttemptAt, 2_000)
-    }).pipe(Effect.provide(env), Delivery.withSettings(settings)))
+    }).pipe(Effect.provide(env), DeliverySettings.withSettings(settings)))
 })

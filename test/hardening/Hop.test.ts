@@ -3,14 +3,14 @@
 // most 100 sender headers go on the hop, cellgate's own `x-cellgate-*` (and `host`) first, the rest dropped and
 // counted in `cellgate_truncated_total{kind="hop_headers"}`.
 import { HttpRegionClient, Memory } from "@cellgate/adapters"
-import type { Provider, RegionName } from "@cellgate/core"
+import type { RegionName } from "@cellgate/core"
 import {
   Directory,
   Forward,
   MAX_SENDER_HEADERS,
   Outbox,
   outgoingHeaders,
-  pathMatcher,
+  Provider,
   Providers,
   verifyForwarded
 } from "@cellgate/core"
@@ -61,7 +61,7 @@ describe("a reset on a reused keep-alive socket", () => {
         const [r1] = yield* drainDue("w")
         assert.strictEqual(r1!.delivered, 1)
         assert.strictEqual(r1!.retried, 1)
-        const [waiting] = yield* Effect.flatMap(Outbox, (o) => o.head("jira_server:us:1", 1))
+        const [waiting] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("jira_server:us:1", 1))
         assert.strictEqual(waiting!.deliveryId, second.deliveryId)
         assert.strictEqual(waiting!.attempts, 1)
         assert.match(waiting!.lastError!, /ECONNRESET|socket hang up/)
@@ -85,10 +85,10 @@ describe("a reset on a reused keep-alive socket", () => {
     }))
 })
 
-const forwardProvider: Provider = {
+const forwardProvider: Provider.Provider = {
   name: "hop_test",
   routes: ["first/<region>/"],
-  match: pathMatcher([["forward", /^first\/([a-z]+)\/$/]]),
+  match: Provider.pathMatcher([["forward", /^first\/([a-z]+)\/$/]]),
   route: (_request, match) => {
     const regions = [match.params[0]! as RegionName]
     return Effect.succeed({

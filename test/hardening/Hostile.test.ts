@@ -734,7 +734,9 @@ const waitForBody = async (id: string, n: number) => {
 
 describe("after everything", () => {
   it("/metrics stays small: provider labels only from the bounded set", async () => {
-    const known = await world.gateway.runPromise(Effect.map(ProviderRegistry, (r) => r.all.map((p) => p.name)))
+    const known = await world.gateway.runPromise(
+      Effect.map(ProviderRegistry.ProviderRegistry, (r) => r.all.map((p) => p.name))
+    )
     const reply = await send({ method: "GET", target: "/metrics", headers: [] })
     const text = reply.final!.body.toString("utf8")
     const labels = new Set([...text.matchAll(/provider="([^"]*)"/g)].map((m) => m[1]!))

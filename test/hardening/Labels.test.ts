@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { call } from "../support/Http.js"
 
-const registry = Effect.runSync(Effect.provide(ProviderRegistry, Providers.layer()))
+const registry = Effect.runSync(Effect.provide(ProviderRegistry.ProviderRegistry, Providers.layer()))
 const KNOWN = new Set(registry.all.map((p) => p.name))
 const BOUNDED = new Set([...KNOWN, "control", "unknown"])
 

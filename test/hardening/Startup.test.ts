@@ -123,9 +123,9 @@ describe("nothing is answered before the import is done", () => {
     const importGate = new Promise<void>((resolve) => (releaseImport = resolve))
     let imported = false
     const slowStore = Layer.effect(
-      DirectoryStore,
-      Effect.map(DirectoryStore, (store) =>
-        DirectoryStore.of({
+      DirectoryStore.DirectoryStore,
+      Effect.map(DirectoryStore.DirectoryStore, (store) =>
+        DirectoryStore.DirectoryStore.of({
           importDirectory: (directory) =>
             Effect.promise(() => importGate).pipe(
               Effect.zipRight(store.importDirectory(directory)),

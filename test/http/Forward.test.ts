@@ -1,7 +1,7 @@
 // ROUTING.md §7 through real HTTP: a test provider answers Forward (first | all) to the regions named in its path;
 // region stubs answer, hang past the timeout, or refuse connections.
-import type { Provider, RegionName } from "@cellgate/core"
-import { Forward, pathMatcher, Providers } from "@cellgate/core"
+import type { RegionName } from "@cellgate/core"
+import { Forward, Provider, Providers } from "@cellgate/core"
 import type { EmbeddedServer } from "@cellgate/http"
 import { makeServer } from "@cellgate/http"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -9,10 +9,10 @@ import { Effect } from "effect"
 import type { Stub } from "../support/Http.js"
 import { call, closedPort, startStub } from "../support/Http.js"
 
-const testProvider: Provider = {
+const testProvider: Provider.Provider = {
   name: "fwd_test",
   routes: ["first/<regions>/", "all/<regions>/"],
-  match: pathMatcher([["forward", /^(first|all)\/([a-z,]+)\/$/]]),
+  match: Provider.pathMatcher([["forward", /^(first|all)\/([a-z,]+)\/$/]]),
   route: (_request, match) => {
     const regions = match.params[1]!.split(",").sort() as Array<RegionName>
     const mode = match.params[0] as "first" | "all"

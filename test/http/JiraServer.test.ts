@@ -77,7 +77,7 @@ afterEach(() => {
 
 const outboxEmpty = () =>
   server.runPromise(Effect.gen(function*() {
-    const outbox = yield* Outbox
+    const outbox = yield* Outbox.Outbox
     return (yield* outbox.mailboxes).length === 0 && (yield* outbox.deadLetters).length === 0
   }))
 
@@ -138,7 +138,7 @@ describe("Jira Server over HTTP", () => {
       })
       expect(reply.status).toBe(202)
       const stored = await quiet.runPromise(Effect.gen(function*() {
-        const outbox = yield* Outbox
+        const outbox = yield* Outbox.Outbox
         const boxes = (yield* outbox.mailboxes).map((m) => m.mailbox).sort()
         const heads = yield* Effect.forEach(boxes, (m) => outbox.head(m, 10))
         return { boxes, heads }
@@ -266,10 +266,10 @@ describe("Jira Server under high volume", () => {
     const store = Layer.mergeAll(
       Memory.directoryLayer(directory({})),
       Memory.outboxLayer,
-      Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void })),
+      Layer.succeed(StoreHealth.StoreHealth, StoreHealth.StoreHealth.of({ check: Effect.void })),
       Layer.succeed(
-        VolumeGate,
-        VolumeGate.of({ hit: () => Effect.sync(() => ({ bucketed: true, switched: calls++ === 0 })) }) // the shared store says: on
+        VolumeGate.VolumeGate,
+        VolumeGate.VolumeGate.of({ hit: () => Effect.sync(() => ({ bucketed: true, switched: calls++ === 0 })) }) // the shared store says: on
       )
     )
     const s = await makeServer({ ...config(), store: undefined }, { port: 0, store, worker: false, log: () => {} })
@@ -283,7 +283,7 @@ describe("Jira Server under high volume", () => {
       expect((await send(7)).status).toBe(202)
       expect((await send("not a number")).status).toBe(202)
       const boxes = await s.runPromise(
-        Effect.map(Effect.flatMap(Outbox, (o) => o.mailboxes), (ms) => ms.map((m) => m.mailbox).sort())
+        Effect.map(Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes), (ms) => ms.map((m) => m.mailbox).sort())
       )
       expect(boxes).toEqual([
         "jira_server:eu:10",
@@ -310,12 +310,12 @@ describe("Jira Server with the store down", () => {
       organizationIntegrations: [{ organizationId: 1, integrationId: 10 }]
     })
     const down = new StoreUnavailable({ operation: "enqueue" })
-    const broken = Outbox.of({ ...Memory.makeOutbox(), enqueue: () => Effect.fail(down) })
+    const broken = Outbox.Outbox.of({ ...Memory.makeOutbox(), enqueue: () => Effect.fail(down) })
     const store = Layer.mergeAll(
       Memory.directoryLayer(dir),
       Memory.volumeGateLayer,
-      Layer.succeed(Outbox, broken),
-      Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.fail(down) }))
+      Layer.succeed(Outbox.Outbox, broken),
+      Layer.succeed(StoreHealth.StoreHealth, StoreHealth.StoreHealth.of({ check: Effect.fail(down) }))
     )
     const s = await makeServer({}, { port: 0, store, worker: false, log: () => {} })
     try {

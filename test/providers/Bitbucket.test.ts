@@ -1,13 +1,14 @@
-import { handleWebhook, routeWebhook } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import {
   assertAccepted,
   assertControl,
   fixture,
+  handle,
   ORGANIZATIONS,
   REGIONS,
   request,
+  route,
   stored,
   testLayer
 } from "./support.js"
@@ -55,7 +56,7 @@ for (const { others, path, provider } of cases) {
   describe(`${provider}`, () => {
     it.effect("the organization in the path: its region, mailbox <provider>:<region>:<orgId>, no integration id, 202", () =>
       Effect.gen(function*() {
-        const outcome = yield* routeWebhook(request(path("2"), { body: push, headers }))
+        const outcome = yield* route(request(path("2"), { body: push, headers }))
         assert.strictEqual(outcome.decision._tag, "Enqueue")
         if (outcome.decision._tag !== "Enqueue") return
         assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -63,31 +64,31 @@ for (const { others, path, provider } of cases) {
         ])
         assert.strictEqual(outcome.decision.integrationId, undefined)
         assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [2])
-        assertAccepted(yield* handleWebhook(request(path("2"), { body: push, headers })))
-        assertAccepted(yield* handleWebhook(request(path("1"), { body: "not even json", headers })))
+        assertAccepted(yield* handle(request(path("2"), { body: push, headers })))
+        assertAccepted(yield* handle(request(path("1"), { body: "not even json", headers })))
         assert.deepStrictEqual(yield* stored, [[`${provider}:eu:2`, "eu", 1], [`${provider}:us:1`, "us", 1]])
       }).pipe(Effect.provide(TestLive())))
 
     it.effect("an unknown organization → Control", () =>
       Effect.gen(function*() {
         for (const org of ["99", "0", "-1", "abc", "1.5", "99999999999999999999"]) {
-          const outcome = yield* routeWebhook(request(path(org), { body: push, headers }))
+          const outcome = yield* route(request(path(org), { body: push, headers }))
           assert.strictEqual(outcome.decision._tag, "Control", org)
-          assertControl(yield* handleWebhook(request(path(org), { body: push, headers })))
+          assertControl(yield* handle(request(path(org), { body: push, headers })))
         }
         assert.deepStrictEqual(yield* stored, [])
       }).pipe(Effect.provide(TestLive())))
 
     it.effect("an organization whose region is not in the directory → Control", () =>
       Effect.gen(function*() {
-        assertControl(yield* handleWebhook(request(path("5"), { body: push, headers })))
+        assertControl(yield* handle(request(path("5"), { body: push, headers })))
         assert.deepStrictEqual(yield* stored, [])
       }).pipe(Effect.provide(TestLive())))
 
     for (const other of others) {
       it.effect(`${other} → Control`, () =>
         Effect.gen(function*() {
-          const outcome = yield* routeWebhook(request(other, { body: push, headers }))
+          const outcome = yield* route(request(other, { body: push, headers }))
           assert.strictEqual(outcome.decision._tag, "Control")
         }).pipe(Effect.provide(TestLive())))
     }

@@ -1,4 +1,4 @@
-import { GitHub, handleWebhook, Metrics, Outbox, routeWebhook } from "@cellgate/core"
+import { GitHub, Metrics, Outbox } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import { createHmac } from "node:crypto"
@@ -8,9 +8,11 @@ import {
   assertError,
   bytes,
   fixture,
+  handle,
   ORGANIZATIONS,
   REGIONS,
   request,
+  route,
   stored,
   testLayer
 } from "./support.js"
@@ -69,7 +71,7 @@ const signed = (
   })
 
 const post = (path: string, payload: string, options: Parameters<typeof signed>[2] = {}) =>
-  Effect.flatMap(signed(path, payload, options), handleWebhook)
+  Effect.flatMap(signed(path, payload, options), handle)
 
 const droppedCount = (provider: string, reason: string) =>
   Metric.value(Metrics.droppedTotal(provider, reason)).pipe(Effect.map((s) => s.count))
@@ -95,7 +97,7 @@ describe("github webhook/", () => {
   it.effect("a signed delivery is stored once per region (sorted), bucketed by repository.id mod 100, 202", () =>
     Effect.gen(function*() {
       const req = yield* signed(PATH, body({ id: 1000 }))
-      const outcome = yield* routeWebhook(req)
+      const outcome = yield* route(req)
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -103,9 +105,9 @@ describe("github webhook/", () => {
         { region: "us", mailbox: "github:us:100:67" }
       ])
       assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [1, 2, 3])
-      assertAccepted(yield* handleWebhook(req))
+      assertAccepted(yield* handle(req))
       assert.deepStrictEqual(yield* stored, [["github:eu:100:67", "eu", 1], ["github:us:100:67", "us", 1]])
-      const [payload] = yield* Effect.flatMap(Outbox, (o) => o.head("github:eu:100:67", 1))
+      const [payload] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("github:eu:100:67", 1))
       assert.deepStrictEqual(payload!.body, req.body)
       assert.strictEqual(payload!.integrationId, 100)
       assert.strictEqual(payload!.provider, "github")
@@ -175,7 +177,7 @@ describe("github webhook/", () => {
       Effect.gen(function*() {
         const req = yield* signed(PATH, body({ id: 1000 }))
         const tampered = { ...req, body: bytes(body({ id: 1000 }, { extra: 1 })) }
-        assertError(yield* handleWebhook(tampered), 401, "invalid_signature")
+        assertError(yield* handle(tampered), 401, "invalid_signature")
       }).pipe(Effect.provide(withSecrets())))
     it.effect("a signature that fails reveals nothing about the installation (401, not 400)", () =>
       Effect.gen(function*() {
@@ -219,7 +221,7 @@ describe("github webhook/", () => {
           assertAccepted(r)
           assert.deepStrictEqual(yield* stored, [])
           assert.strictEqual((yield* droppedCount("github", event)) - before, 1)
-          const outcome = yield* Effect.flatMap(signed(PATH, body({ id: 1000 }, { action }), { event }), routeWebhook)
+          const outcome = yield* Effect.flatMap(signed(PATH, body({ id: 1000 }, { action }), { event }), route)
           assert.strictEqual(outcome.reason, `dropped:${event}`)
         }).pipe(Effect.provide(withSecrets())))
     }
@@ -254,14 +256,14 @@ describe("github webhook/", () => {
     for (const path of control) {
       it.effect(`${path} → Control`, () =>
         Effect.gen(function*() {
-          const outcome = yield* Effect.flatMap(signed(path, body({ id: 1000 })), routeWebhook)
+          const outcome = yield* Effect.flatMap(signed(path, body({ id: 1000 })), route)
           assert.strictEqual(outcome.decision._tag, "Control")
         }).pipe(Effect.provide(withSecrets())))
     }
     it.effect("the method is not checked; the query is ignored by the matcher", () =>
       Effect.gen(function*() {
         const req = yield* signed(`${PATH}?x=1`, body({ id: 1000 }))
-        assertAccepted(yield* handleWebhook({ ...req, method: "PUT" }))
+        assertAccepted(yield* handle({ ...req, method: "PUT" }))
       }).pipe(Effect.provide(withSecrets())))
   })
 })
@@ -317,7 +319,7 @@ describe("github_enterprise webhook/", () => {
 
   it.effect("webhook without trailing slash → Control", () =>
     Effect.gen(function*() {
-      const outcome = yield* routeWebhook(request("/extensions/github-enterprise/webhook", { body: "{}" }))
+      const outcome = yield* route(request("/extensions/github-enterprise/webhook", { body: "{}" }))
       assert.strictEqual(outcome.decision._tag, "Control")
     }).pipe(Effect.provide(withSecrets())))
 })

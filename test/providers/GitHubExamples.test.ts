@@ -1,11 +1,12 @@
-// Every example body of @octokit/webhooks-examples, signed at test time, through handleWebhook: github.com examples
+// Every example body of @octokit/webhooks-examples, signed at test time, through handle: github.com examples
 // through `github`, the GHES ones through `github_enterprise`.
 import { Memory } from "@cellgate/adapters"
-import { GitHub, handleWebhook, Outbox, Providers, routeWebhook } from "@cellgate/core"
+import { GitHub, Outbox, Providers } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel } from "effect"
 import { createRequire } from "node:module"
-import { bytes, directory, REGIONS, request, secretsLayer, text } from "./support.js"
+import { withGateway } from "../support/Gateway.js"
+import { bytes, directory, handle, REGIONS, request, route, secretsLayer, text } from "./support.js"
 
 interface Definition {
   readonly name: string
@@ -52,18 +53,18 @@ const decoded = directory(directoryJson)
 /** The memory store, its outbox counting what is written (listing mailboxes after each of ~700 webhooks is slow). */
 const countingLayer = (provider: string, written: { count: number }) => {
   const outbox = Memory.makeOutbox()
-  const counting = Outbox.of({
+  const counting = Outbox.Outbox.of({
     ...outbox,
     enqueue: (payloads) =>
       Effect.zipRight(Effect.sync(() => (written.count += payloads.length)), outbox.enqueue(payloads))
   })
-  return Layer.mergeAll(
+  return withGateway(Layer.mergeAll(
     Memory.layer(decoded),
-    Layer.succeed(Outbox, counting),
+    Layer.succeed(Outbox.Outbox, counting),
     Providers.layer(),
     secretsLayer({ [provider]: SECRET }),
     quiet
-  )
+  ))
 }
 
 const expected = (event: string, example: Record<string, any>): "control" | 400 | "dropped" | 202 => {
@@ -108,9 +109,9 @@ for (const [set, provider, defs] of sets) {
             })
             const want = expected(def.name, example)
             const label = `${set} ${def.name} #${i} (${example.action ?? "no action"}): want ${want}`
-            const outcome = yield* routeWebhook(req)
+            const outcome = yield* route(req)
             written.count = 0
-            const response = yield* handleWebhook(req)
+            const response = yield* handle(req)
             const stored = written.count
             assert.isBelow(response.status, 500, label)
             switch (want) {

@@ -1,7 +1,20 @@
-import { GitLab, handleWebhook, JiraServer, Metrics, Outbox, routeWebhook, VolumeGate } from "@cellgate/core"
+import { GitLab, JiraServer, Metrics, Outbox, VolumeGate } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Metric } from "effect"
-import { assertAccepted, assertError, fixture, ORGANIZATIONS, REGIONS, request, stored, testLayer } from "./support.js"
+import { withGateway } from "../support/Gateway.js"
+import {
+  assertAccepted,
+  assertError,
+  fixture,
+  handle,
+  ORGANIZATIONS,
+  REGIONS,
+  request,
+  route,
+  stored,
+  testLayer,
+  testServices
+} from "./support.js"
 
 const headers = JSON.parse(fixture("gitlab", "headers.example.json"))
 const push = fixture("gitlab", "push.json")
@@ -42,7 +55,7 @@ const directoryJson = {
 
 const PATH = "/extensions/gitlab/webhook/"
 const post = (token: string | undefined, body = push, path = PATH) =>
-  handleWebhook(
+  handle(
     request(path, {
       body,
       headers: {
@@ -57,7 +70,7 @@ const TestLive = () => testLayer(directoryJson)
 describe("gitlab webhook/", () => {
   it.effect("a valid token: one payload per region (sorted), mailbox gitlab:<region>:<id>, 202", () =>
     Effect.gen(function*() {
-      const outcome = yield* routeWebhook(request(PATH, { body: push, headers: { "x-gitlab-token": TOKEN } }))
+      const outcome = yield* route(request(PATH, { body: push, headers: { "x-gitlab-token": TOKEN } }))
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -68,7 +81,7 @@ describe("gitlab webhook/", () => {
       assertAccepted(yield* post(TOKEN))
       assertAccepted(yield* post(TOKEN, mergeRequest))
       assert.deepStrictEqual(yield* stored, [["gitlab:eu:120", "eu", 2], ["gitlab:us:120", "us", 2]])
-      const [first] = yield* Effect.flatMap(Outbox, (o) => o.head("gitlab:eu:120", 1))
+      const [first] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("gitlab:eu:120", 1))
       assert.strictEqual(new TextDecoder().decode(first!.body), push)
       assert.strictEqual(first!.integrationId, 120)
     }).pipe(Effect.provide(TestLive())))
@@ -127,8 +140,8 @@ describe("gitlab webhook/", () => {
       const policies: Array<unknown> = []
       const keys: Array<string> = []
       const gateOn = Layer.succeed(
-        VolumeGate,
-        VolumeGate.of({
+        VolumeGate.VolumeGate,
+        VolumeGate.VolumeGate.of({
           hit: (key, _now, policy) =>
             Effect.sync(() => {
               keys.push(key)
@@ -144,7 +157,7 @@ describe("gitlab webhook/", () => {
         assertAccepted(yield* post(TOKEN, JSON.stringify({ object_kind: "push" })))
         return yield* stored
       })
-      const boxes = yield* run.pipe(Effect.provide(Layer.merge(TestLive(), gateOn)))
+      const boxes = yield* run.pipe(Effect.provide(withGateway(Layer.merge(testServices(directoryJson), gateOn))))
       assert.deepStrictEqual(boxes, [
         ["gitlab:eu:120", "eu", 1],
         ["gitlab:eu:120:15", "eu", 1],
@@ -161,7 +174,7 @@ describe("gitlab webhook/", () => {
 
   it.effect("the real gate: more than 3000 webhooks in an hour turns bucketing on", () =>
     Effect.gen(function*() {
-      const gate = yield* VolumeGate
+      const gate = yield* VolumeGate.VolumeGate
       for (let i = 0; i < JiraServer.volumePolicy.limit; i++) {
         yield* gate.hit("gitlab:120", 0, JiraServer.volumePolicy)
       }
@@ -174,7 +187,7 @@ describe("gitlab webhook/", () => {
       for (
         const path of ["/extensions/gitlab/webhook", "/extensions/gitlab/webhook//", "/extensions/gitlab/search/1/2/"]
       ) {
-        const outcome = yield* routeWebhook(request(path, { body: push, headers: { "x-gitlab-token": TOKEN } }))
+        const outcome = yield* route(request(path, { body: push, headers: { "x-gitlab-token": TOKEN } }))
         assert.strictEqual(outcome.decision._tag, "Control", path)
       }
     }).pipe(Effect.provide(TestLive())))

@@ -1,5 +1,5 @@
 import { Memory } from "@cellgate/adapters"
-import { handleWebhook, JiraCloud, routeWebhook } from "@cellgate/core"
+import { JiraCloud } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
 import * as Jose from "jose"
@@ -8,9 +8,11 @@ import {
   assertControl,
   assertError,
   fixture,
+  handle,
   ORGANIZATIONS,
   REGIONS,
   request,
+  route,
   stored,
   testLayer
 } from "./support.js"
@@ -65,7 +67,7 @@ const tokenFor = (method: string, path: string, overrides: Record<string, unknow
   })
 
 const post = (token: string | undefined, path = PATH, method = "POST", body = statusBody) =>
-  handleWebhook(request(path, { method, body, headers: token === undefined ? {} : { authorization: `JWT ${token}` } }))
+  handle(request(path, { method, body, headers: token === undefined ? {} : { authorization: `JWT ${token}` } }))
 
 describe("Jira Cloud canonical request and qsh", () => {
   it("Atlassian's documented canonical request", () => {
@@ -105,7 +107,7 @@ describe("Jira Cloud canonical request and qsh", () => {
 describe("jira issue-updated/", () => {
   it.effect("the derived vector (Authorization: JWT …): one payload per region, jira:<region>:<id>, 202", () =>
     at(Effect.gen(function*() {
-      const outcome = yield* routeWebhook(
+      const outcome = yield* route(
         request(PATH, { body: statusBody, headers: { authorization: hook.headers.Authorization } })
       )
       assert.strictEqual(outcome.decision._tag, "Enqueue")
@@ -138,7 +140,7 @@ describe("jira issue-updated/", () => {
     at(Effect.gen(function*() {
       assertError(yield* post(undefined), 404, "not_found")
       assertError(
-        yield* handleWebhook(request(PATH, { body: statusBody, headers: { authorization: `Bearer ${VECTOR_JWT}` } })),
+        yield* handle(request(PATH, { body: statusBody, headers: { authorization: `Bearer ${VECTOR_JWT}` } })),
         404
       )
       assertError(yield* post(undefined, `${PATH}?jwt=`), 404)
@@ -211,12 +213,12 @@ describe("jira issue/<key>/", () => {
     at(Effect.gen(function*() {
       const token = yield* tokenFor("GET", ISSUE_PATH)
       const req = request(ISSUE_PATH, { method: "GET", headers: { authorization: `JWT ${token}` } })
-      const outcome = yield* routeWebhook(req)
+      const outcome = yield* route(req)
       assert.strictEqual(outcome.decision._tag, "Forward")
       if (outcome.decision._tag !== "Forward") return
       assert.strictEqual(outcome.decision.mode, "first")
       assert.deepStrictEqual<ReadonlyArray<string>>(outcome.decision.regions, ["de", "eu", "us"])
-      const response = yield* handleWebhook(req)
+      const response = yield* handle(req)
       assert.strictEqual(response.status, 200)
       assert.strictEqual(response.headers["x-cellgate-region"], "de")
       const sent = yield* Effect.flatMap(Memory.RegionRecorder, (r) => r.sent)
@@ -228,7 +230,7 @@ describe("jira issue/<key>/", () => {
     at(Effect.gen(function*() {
       const path = `${ISSUE_PATH}?xdm_e=https%3A%2F%2Fx.atlassian.net&cp=&lic=none`
       const token = yield* tokenFor("GET", path)
-      const r = yield* handleWebhook(request(`${path}&jwt=${token}`, { method: "GET" }))
+      const r = yield* handle(request(`${path}&jwt=${token}`, { method: "GET" }))
       assert.strictEqual(r.status, 200)
     })).pipe(Effect.provide(TestLive())))
 
@@ -261,7 +263,7 @@ describe("jira paths", () => {
     it.effect(`${path} → Control`, () =>
       at(Effect.gen(function*() {
         const token = yield* tokenFor("POST", path)
-        const outcome = yield* routeWebhook(request(path, { headers: { authorization: `JWT ${token}` } }))
+        const outcome = yield* route(request(path, { headers: { authorization: `JWT ${token}` } }))
         assert.strictEqual(outcome.decision._tag, "Control")
         assertControl(yield* post(token, path))
       })).pipe(Effect.provide(TestLive())))

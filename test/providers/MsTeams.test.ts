@@ -1,4 +1,3 @@
-import { handleWebhook, routeWebhook } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import {
@@ -6,9 +5,11 @@ import {
   assertControl,
   assertError,
   fixture,
+  handle,
   ORGANIZATIONS,
   REGIONS,
   request,
+  route,
   stored,
   testLayer
 } from "./support.js"
@@ -43,13 +44,13 @@ const directoryJson = {
 const TestLive = () => testLayer(directoryJson)
 
 const PATH = "/extensions/msteams/webhook/"
-const post = (body: string) => handleWebhook(request(PATH, { body }))
-const decision = (body: string) => Effect.map(routeWebhook(request(PATH, { body })), (o) => o.decision._tag)
+const post = (body: string) => handle(request(PATH, { body }))
+const decision = (body: string) => Effect.map(route(request(PATH, { body })), (o) => o.decision._tag)
 
 describe("msteams webhook/", () => {
   it.effect("a message: channelData.team.id → integration, one payload per region, msteams:<region>:<id>, 202", () =>
     Effect.gen(function*() {
-      const outcome = yield* routeWebhook(request(PATH, { body: message }))
+      const outcome = yield* route(request(PATH, { body: message }))
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -137,7 +138,7 @@ describe("msteams webhook/", () => {
           "/extensions/msteams/webhook"
         ]
       ) {
-        const outcome = yield* routeWebhook(request(path, { body: message }))
+        const outcome = yield* route(request(path, { body: message }))
         assert.strictEqual(outcome.decision._tag, "Control", path)
       }
     }).pipe(Effect.provide(TestLive())))

@@ -1,4 +1,4 @@
-import { classify, ProviderRegistry, Providers } from "@cellgate/core"
+import { Provider, ProviderRegistry, Providers } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 
 const registry = ProviderRegistry.make(Providers.builtins())
@@ -32,7 +32,7 @@ describe("built-in providers", () => {
       ["/extensions/msteams/webhook/", "msteams", "webhook", []]
     ]
     for (const [path, provider, route, params] of cases) {
-      const c = classify(path, registry)
+      const c = Provider.classify(path, registry)
       assert.strictEqual(c._tag, "Provider", path)
       if (c._tag !== "Provider") continue
       assert.strictEqual(c.provider.name, provider, path)
@@ -49,7 +49,7 @@ describe("built-in providers", () => {
         "/extensions/google/webhook/"
       ]
     ) {
-      assert.strictEqual(classify(path, registry)._tag, "Control", path)
+      assert.strictEqual(Provider.classify(path, registry)._tag, "Control", path)
     }
   })
 })

@@ -1,8 +1,7 @@
 // A provider without a configured secret routes unverified and says so once (per provider and process).
-import { handleWebhook } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger } from "effect"
-import { assertAccepted, REGIONS, request, testLayer } from "./support.js"
+import { assertAccepted, handle, REGIONS, request, testLayer } from "./support.js"
 
 const directoryJson = {
   regions: REGIONS,
@@ -28,17 +27,17 @@ describe("unverified routing", () => {
       const run = Effect.gen(function*() {
         for (let i = 0; i < 3; i++) {
           assertAccepted(
-            yield* handleWebhook(
+            yield* handle(
               request("/extensions/gitlab/webhook/", { headers: { "x-gitlab-token": "gitlab.test:g:x" } })
             )
           )
           assertAccepted(
-            yield* handleWebhook(request("/extensions/vsts/issue-updated/", {
+            yield* handle(request("/extensions/vsts/issue-updated/", {
               body: JSON.stringify({ resourceContainers: { collection: { id: "collection" } } })
             }))
           )
           assertAccepted(
-            yield* handleWebhook(
+            yield* handle(
               request("/extensions/github/webhook/", { body: JSON.stringify({ installation: { id: 7 } }) })
             )
           )

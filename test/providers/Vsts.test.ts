@@ -1,7 +1,17 @@
-import { handleWebhook, routeWebhook } from "@cellgate/core"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { assertAccepted, assertError, fixture, ORGANIZATIONS, REGIONS, request, stored, testLayer } from "./support.js"
+import {
+  assertAccepted,
+  assertError,
+  fixture,
+  handle,
+  ORGANIZATIONS,
+  REGIONS,
+  request,
+  route,
+  stored,
+  testLayer
+} from "./support.js"
 
 const body = fixture("vsts", "workitem_updated.json")
 const COLLECTION: string = JSON.parse(body).resourceContainers.collection.id
@@ -33,12 +43,12 @@ const TestLive = () => testLayer(directoryJson)
 
 const PATH = "/extensions/vsts/issue-updated/"
 const post = (payload: string, secret: string | null = SECRET, path = PATH) =>
-  handleWebhook(request(path, { body: payload, headers: secret === null ? {} : { "shared-secret": secret } }))
+  handle(request(path, { body: payload, headers: secret === null ? {} : { "shared-secret": secret } }))
 
 describe("vsts issue-updated/", () => {
   it.effect("resourceContainers.collection.id + shared-secret: one payload per region, vsts:<region>:<id>, 202", () =>
     Effect.gen(function*() {
-      const outcome = yield* routeWebhook(request(PATH, { body, headers: { "shared-secret": SECRET } }))
+      const outcome = yield* route(request(PATH, { body, headers: { "shared-secret": SECRET } }))
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
@@ -90,7 +100,7 @@ describe("vsts issue-updated/", () => {
       for (
         const path of ["/extensions/vsts/search/a/1/", "/extensions/vsts/configure/", "/extensions/vsts/issue-updated"]
       ) {
-        const outcome = yield* routeWebhook(request(path, { body, headers: { "shared-secret": SECRET } }))
+        const outcome = yield* route(request(path, { body, headers: { "shared-secret": SECRET } }))
         assert.strictEqual(outcome.decision._tag, "Control", path)
       }
     }).pipe(Effect.provide(TestLive())))

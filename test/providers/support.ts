@@ -1,10 +1,13 @@
 // Helpers for the provider tests: fixtures, the directory every provider test routes against, requests, layers.
 import { Memory } from "@cellgate/adapters"
 import type { WebhookRequest, WebhookResponse } from "@cellgate/core"
-import { Directory, Outbox, Providers, ProviderSecrets } from "@cellgate/core"
+import { Directory, Outbox, Provider, Providers } from "@cellgate/core"
 import { assert } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
 import { readFileSync } from "node:fs"
+import { withGateway } from "../support/Gateway.js"
+
+export { handle, route } from "../support/Gateway.js"
 
 export const fixture = (provider: string, name: string): string =>
   readFileSync(new URL(`../fixtures/${provider}/${name}`, import.meta.url), "utf8")
@@ -31,18 +34,22 @@ export const directory = (json: unknown): Directory => Schema.decodeUnknownSync(
 /** App-level secrets (`providers.<p>.webhookSecret`). */
 export const secretsLayer = (secrets: Record<string, string>) =>
   Layer.succeed(
-    ProviderSecrets,
-    ProviderSecrets.of({
+    Provider.ProviderSecrets,
+    Provider.ProviderSecrets.of({
       webhookSecret: (p) => Option.map(Option.fromNullable(secrets[p]), (s) => Redacted.make(s))
     })
   )
 
 /** A fresh memory store over `json`, the built-in providers, and optional app secrets. */
-export const testLayer = (json: unknown, secrets: Record<string, string> = {}) =>
+export const testServices = (json: unknown, secrets: Record<string, string> = {}) =>
   Layer.mergeAll(Memory.layer(directory(json)), Providers.layer(), secretsLayer(secrets))
 
+/** `testServices` with the gateway built over them. */
+export const testLayer = (json: unknown, secrets: Record<string, string> = {}) =>
+  withGateway(testServices(json, secrets))
+
 /** `[mailbox, region, depth]` of every mailbox of the outbox. */
-export const stored = Effect.flatMap(Outbox, (o) => o.mailboxes).pipe(
+export const stored = Effect.flatMap(Outbox.Outbox, (o) => o.mailboxes).pipe(
   Effect.map((boxes) => boxes.map((m): ReadonlyArray<string | number> => [m.mailbox, m.region, m.depth]))
 )
 

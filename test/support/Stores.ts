@@ -3,7 +3,7 @@ import { Memory } from "@cellgate/adapters"
 import * as Postgres from "@cellgate/adapters/Postgres"
 import * as Sqlite from "@cellgate/adapters/Sqlite"
 import type * as SqlStore from "@cellgate/adapters/SqlStore"
-import type { Integration, Organization, Region, StoredPayload, StoreUnavailable } from "@cellgate/core"
+import type { Integration, Organization, Outbox, Region, StoreUnavailable } from "@cellgate/core"
 import { Directory, StoreHealth } from "@cellgate/core"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer, Redacted } from "effect"
@@ -19,7 +19,7 @@ export const memoryStore: Layer.Layer<Services, StoreUnavailable> = Layer.mergeA
   Memory.directoryLayer(new Directory({})),
   Memory.volumeGateLayer,
   Memory.outboxLayer,
-  Layer.succeed(StoreHealth, StoreHealth.of({ check: Effect.void }))
+  Layer.succeed(StoreHealth.StoreHealth, StoreHealth.StoreHealth.of({ check: Effect.void }))
 )
 
 /** A temporary directory, removed with the scope. */
@@ -28,12 +28,15 @@ export const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
 )
 
+/** The store itself under test: every call reaches the database (no directory cache, no buffered volume gate). */
+const uncached = { directoryCache: false, volumeBuffer: false } as const
+
 /** A SQLite store on a new temporary file (plus its `SqlClient`). */
 export const sqliteStore = (
   options: Omit<Sqlite.Options, "path"> = {}
 ): Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable> =>
   Layer.unwrapScoped(
-    Effect.map(tempDir, (dir) => Sqlite.layerWithSql({ ...options, path: path.join(dir, "db.sqlite") }))
+    Effect.map(tempDir, (dir) => Sqlite.layerWithSql({ ...uncached, ...options, path: path.join(dir, "db.sqlite") }))
   )
 
 /** A PostgreSQL store on `url`, its tables emptied first (plus its `SqlClient`). */
@@ -41,7 +44,7 @@ export const postgresStore = (
   url: string,
   options: Omit<Postgres.Options, "url"> = {}
 ): Layer.Layer<Services | SqlClient.SqlClient, StoreUnavailable> =>
-  Layer.effectDiscard(resetTables).pipe(Layer.provideMerge(Postgres.layerWithSql({ ...options, url })))
+  Layer.effectDiscard(resetTables).pipe(Layer.provideMerge(Postgres.layerWithSql({ ...uncached, ...options, url })))
 
 const secret = (value: Redacted.Redacted<string> | undefined) => value === undefined ? undefined : Redacted.value(value)
 
@@ -58,4 +61,7 @@ export const plainOrganization = (o: Organization) => ({ id: o.id, slug: o.slug,
 
 export const plainRegion = (r: Region) => ({ name: r.name, url: r.url, secret: secret(r.secret) })
 
-export const plainPayload = <P extends StoredPayload>(p: P) => ({ ...p, body: Buffer.from(p.body).toString("hex") })
+export const plainPayload = <P extends Outbox.StoredPayload>(p: P) => ({
+  ...p,
+  body: Buffer.from(p.body).toString("hex")
+})

@@ -33,6 +33,8 @@ import * as Https from "node:https"
 export interface Agents {
   readonly http: Http.Agent
   readonly https: Https.Agent
+  /** Base URLs already taken apart (`parseBase`), for the life of the agents. */
+  readonly bases?: Map<string, Base> | undefined
 }
 
 /**
@@ -64,12 +66,13 @@ export const makeAgents = (options: AgentOptions = {}) =>
         maxFreeSockets: options.maxFreeSockets ?? 16,
         scheduling: "lifo"
       }
-      return { http: new Http.Agent(agentOptions), https: new Https.Agent(agentOptions) }
+      return { http: new Http.Agent(agentOptions), https: new Https.Agent(agentOptions), bases: new Map() }
     }),
     (agents) =>
       Effect.sync(() => {
         agents.http.destroy()
         agents.https.destroy()
+        agents.bases?.clear()
       })
   )
 
@@ -87,28 +90,33 @@ export interface Base {
   readonly basePath: string
 }
 
-const bases = new Map<string, Base>()
-
 /**
- * Parses a base URL (`http(s)://host[:port][/base/path]`); throws a `TypeError` on an invalid one. Cached.
+ * Parses a base URL (`http(s)://host[:port][/base/path]`); throws a `TypeError` on an invalid one.
  *
  * @since 0.2.0
  * @category utils
  */
 export const parseBase = (url: string): Base => {
+  const u = new URL(url)
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`not an http(s) URL: ${u.protocol}`)
+  const secure = u.protocol === "https:"
+  return {
+    secure,
+    hostname: u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname,
+    port: u.port === "" ? (secure ? 443 : 80) : Number(u.port),
+    host: u.host,
+    basePath: u.pathname.endsWith("/") ? u.pathname.slice(0, -1) : u.pathname
+  }
+}
+
+/** `parseBase` through the agents' cache (at most 1000 URLs; none without agents). */
+const cachedBase = (agents: Agents | undefined, url: string): Base => {
+  const bases = agents?.bases
+  if (bases === undefined) return parseBase(url)
   let b = bases.get(url)
   if (b === undefined) {
-    const u = new URL(url)
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError(`not an http(s) URL: ${u.protocol}`)
-    const secure = u.protocol === "https:"
-    b = {
-      secure,
-      hostname: u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname,
-      port: u.port === "" ? (secure ? 443 : 80) : Number(u.port),
-      host: u.host,
-      basePath: u.pathname.endsWith("/") ? u.pathname.slice(0, -1) : u.pathname
-    }
-    if (bases.size > 1000) bases.clear()
+    b = parseBase(url)
+    if (bases.size >= 1000) bases.clear()
     bases.set(url, b)
   }
   return b
@@ -230,7 +238,7 @@ const run = (
   }
   let base: Base
   try {
-    base = parseBase(baseUrl)
+    base = cachedBase(agents, baseUrl)
   } catch (e) {
     finish(new ExchangeError({ kind: "connection", detail: `invalid base URL: ${(e as Error).message}` }))
     return cancel

@@ -14,11 +14,8 @@
  *
  * @since 0.1.0
  */
-import type { RegionResponse } from "@cellgate/core"
-import { DEFAULT_MAX_ANSWER_BYTES, RegionClient, RegionTransportError } from "@cellgate/core"
+import { RegionClient, RegionTransportError } from "@cellgate/core"
 import { Effect, Layer } from "effect"
-import type * as Http from "node:http"
-import type * as Https from "node:https"
 import * as HttpExchange from "./HttpExchange.js"
 
 /**
@@ -35,10 +32,8 @@ export type Options = HttpExchange.AgentOptions
  * @since 0.1.0
  * @category constructors
  */
-export const make = (
-  agents: { readonly http: Http.Agent; readonly https: Https.Agent }
-): RegionClient["Type"] =>
-  RegionClient.of({
+export const make = (agents: HttpExchange.Agents): RegionClient.RegionClient["Type"] =>
+  RegionClient.RegionClient.of({
     send: (region, request, { maxAnswerBytes, timeoutMs }) =>
       HttpExchange.exchange(agents, region.url, {
         method: request.method,
@@ -46,9 +41,9 @@ export const make = (
         headers: request.headers,
         body: request.body,
         timeoutMs,
-        maxAnswerBytes: maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES
+        maxAnswerBytes: maxAnswerBytes ?? RegionClient.DEFAULT_MAX_ANSWER_BYTES
       }).pipe(
-        Effect.map((answer): RegionResponse => answer),
+        Effect.map((answer): RegionClient.RegionResponse => answer),
         Effect.mapError((e) =>
           new RegionTransportError({
             region: region.name,
@@ -73,11 +68,11 @@ export const makeAgents = (options: Options = {}) => HttpExchange.makeAgents(opt
  * @since 0.1.0
  * @category layers
  */
-export const layerWith = (options: Options): Layer.Layer<RegionClient> =>
-  Layer.scoped(RegionClient, Effect.map(makeAgents(options), make))
+export const layerWith = (options: Options): Layer.Layer<RegionClient.RegionClient> =>
+  Layer.scoped(RegionClient.RegionClient, Effect.map(makeAgents(options), make))
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<RegionClient> = layerWith({})
+export const layer: Layer.Layer<RegionClient.RegionClient> = layerWith({})

@@ -1,6 +1,6 @@
 /**
  * The schema of the SQL stores (SQLite and PostgreSQL): the directory, the volume gate and the outbox of
- * `design/OUTBOX.md`. One list of migrations, dialect branches inside.
+ * docs/outbox.md. One list of migrations, dialect branches inside.
  *
  * @since 0.1.0
  */
@@ -54,7 +54,7 @@ const directory = ddl({
   ]
 })
 
-/** `0002_volume_gate`: one row per key (ROUTING.md §4). */
+/** `0002_volume_gate`: one row per key (docs/routing.md, "Volume gate"). */
 const volumeGate = ddl({
   sqlite: [
     `CREATE TABLE volume_counters (key TEXT PRIMARY KEY, window_index INTEGER NOT NULL, hits INTEGER NOT NULL,

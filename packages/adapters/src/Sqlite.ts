@@ -49,7 +49,8 @@ export const clientLayer = (
 }
 
 /**
- * The store services plus the `SqlClient` underneath (tests, `sweepOrphans`).
+ * The store services (with their caches, as `layer`) plus the `SqlClient` underneath (`SqlOutbox.sweepOrphans`,
+ * tests).
  *
  * @since 0.1.0
  * @category layers
@@ -60,7 +61,9 @@ export const layerWithSql = (
   SqlStore.layer(options).pipe(Layer.provideMerge(clientLayer(options)))
 
 /**
- * Every store service on a SQLite file.
+ * Every store service on a SQLite file, fast whoever composes it: the directory reads go through the directory
+ * cache and the volume gate counts in memory, adding to the shared counter once a second (`SqlStore.layer`; turn
+ * either off with `directoryCache: false` / `volumeBuffer: false`).
  *
  * @since 0.1.0
  * @category layers

@@ -5,7 +5,8 @@
  * The SQL stores are subpath modules, each needing its own optional peer dependencies:
  * `@cellgate/adapters/Sqlite` (`@effect/sql-sqlite-node`, which brings `better-sqlite3`),
  * `@cellgate/adapters/Postgres` (`@effect/sql-pg`, which brings `pg`), and the driver-independent
- * `@cellgate/adapters/SqlStore` and `@cellgate/adapters/SqlMigrations` (`@effect/sql`).
+ * `@cellgate/adapters/SqlStore` (the composition, with its caches), `SqlDirectory`, `SqlVolumeGate`, `SqlOutbox` and
+ * `SqlMigrations` (`@effect/sql`).
  *
  * @since 0.1.0
  */

@@ -1,238 +1,39 @@
 /**
- * Durable delivery (ROUTING.md §6, design/OUTBOX.md): the retry policy as pure functions, `drainMailbox` (one leased
- * mailbox, head first) and the worker that claims due mailboxes and drains them. Time comes from Effect's `Clock` and
- * randomness from Effect's `Random`, so `TestClock` / `TestRandom` drive every schedule in tests.
+ * Durable delivery (`docs/outbox.md`): `drainMailbox` (one leased mailbox, head first, carrying out
+ * `DeliveryPolicy.decide`), the worker that claims due mailboxes and drains them (`run`), and `layer` / `layerWith`,
+ * the worker as a daemon layer. The worker waits on the outbox itself (`Outbox.awaitWork`), so an enqueue of the same
+ * process wakes it with no extra wiring. Time comes from Effect's `Clock` and randomness from Effect's `Random`, so
+ * `TestClock` / `TestRandom` drive every schedule in tests; settings come from `DeliverySettings`, the worker's name
+ * from `IdGenerator`.
  *
- * Start the worker with `Delivery.workerLive(owner)` (it also provides the `DeliveryWake` that `enqueue` notifies), or
- * `Delivery.worker(owner)` under a `Delivery.wakeLayer` that the gateway shares.
+ * @example
+ * ```ts
+ * import { Delivery, Gateway, Outbox } from "@cellgate/core"
+ * import { HttpRegionClient } from "@cellgate/adapters"
+ * import { Layer } from "effect"
+ *
+ * // one outbox for both: the gateway's enqueues wake this process's worker
+ * const AppLive = Layer.mergeAll(Gateway.layer, Delivery.layer).pipe(
+ *   Layer.provide([Outbox.layerMemory, HttpRegionClient.layer, MyDirectoryLive])
+ * )
+ * ```
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Effect, Exit, FiberSet, Layer, Metric, Option, Random, Ref } from "effect"
+import { Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Option, Random } from "effect"
+import * as DeliveryPolicy from "./DeliveryPolicy.js"
+import * as DeliverySettings from "./DeliverySettings.js"
 import type { Region } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import { RegionTransportError } from "./Errors.js"
 import { outgoingHeaders } from "./Forwarding.js"
+import { IdGenerator } from "./IdGenerator.js"
 import * as Metrics from "./Metrics.js"
-import type { Lease, RegionResponse, StoredPayload } from "./Services.js"
-import { Outbox, RegionClient, RegionDirectory } from "./Services.js"
+import type { Lease, StoredPayload } from "./Outbox.js"
+import { Outbox, unsafeMakeWakeSignal } from "./Outbox.js"
+import { RegionClient } from "./RegionClient.js"
+import { RegionDirectory } from "./RegionDirectory.js"
 import * as StoreOutage from "./StoreOutage.js"
-
-/**
- * The `delivery` section of the configuration (INTERFACES.md), with its defaults.
- *
- * @since 0.1.0
- * @category models
- */
-export interface DeliveryConfig {
-  /** How long the worker sleeps when nothing is due (a `DeliveryWake` notification cuts it short). */
-  readonly pollIntervalMs: number
-  /** Timeout of one request to a region. */
-  readonly requestTimeoutMs: number
-  /** Sends per payload before it is dead-lettered. */
-  readonly maxAttempts: number
-  readonly backoffBaseMs: number
-  readonly backoffRate: number
-  readonly backoffMaxMs: number
-  /** The backoff is multiplied by a uniform factor in `[1 − jitter, 1 + jitter]`. */
-  readonly jitter: number
-  /** A longer `Retry-After` replaces the backoff, capped at this. */
-  readonly retryAfterMaxMs: number
-  /** Payloads older than this (from `receivedAt`) are dead-lettered without being sent. */
-  readonly maxAgeMs: number
-  /** Providers whose mailboxes go on past a failed head (ordering relaxed, counted). */
-  readonly skipOnFailureProviders: ReadonlyArray<string>
-  /** Mailboxes drained at once by one worker. */
-  readonly concurrency: number
-  readonly leaseMs: number
-  /** Mailboxes claimed per claim query (at most the free drain slots). */
-  readonly claimBatch: number
-  /** A region's answer is read up to this many bytes; the rest is not read (the start is what is stored). */
-  readonly maxAnswerBytes: number
-}
-
-/**
- * The defaults of INTERFACES.md.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const defaultDeliveryConfig: DeliveryConfig = {
-  pollIntervalMs: 500,
-  requestTimeoutMs: 12_000,
-  maxAttempts: 10,
-  backoffBaseMs: 180_000,
-  backoffRate: 1.4,
-  backoffMaxMs: 3_600_000,
-  jitter: 0.1,
-  retryAfterMaxMs: 3_600_000,
-  maxAgeMs: 259_200_000,
-  skipOnFailureProviders: ["github"],
-  concurrency: 16,
-  leaseMs: 30_000,
-  claimBatch: 32,
-  maxAnswerBytes: 1_048_576
-}
-
-/**
- * The delivery settings in use; the defaults unless a layer or `Effect.provideService` says otherwise.
- *
- * @since 0.1.0
- * @category services
- */
-export class DeliverySettings extends Context.Reference<DeliverySettings>()("@cellgate/core/DeliverySettings", {
-  defaultValue: (): DeliveryConfig => defaultDeliveryConfig
-}) {}
-
-/**
- * Settings with some keys overridden (the rest defaults).
- *
- * @since 0.1.0
- * @category layers
- */
-export const settingsLayer = (overrides: Partial<DeliveryConfig>): Layer.Layer<never> =>
-  Layer.succeed(DeliverySettings, { ...defaultDeliveryConfig, ...overrides })
-
-/**
- * Runs `effect` with some settings overridden (the others as currently provided).
- *
- * @since 0.1.0
- * @category layers
- */
-export const withSettings = (overrides: Partial<DeliveryConfig>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(
-    DeliverySettings,
-    (current) => Effect.provideService(effect, DeliverySettings, { ...current, ...overrides })
-  )
-
-// -------------------------------------------------------------------------------------------------------------------
-// Pure policy
-// -------------------------------------------------------------------------------------------------------------------
-
-/**
- * The delay before the next attempt: `min(base × rate^attempts, max)` times a factor in `[1 − jitter, 1 + jitter]`,
- * where `attempts` is the count *after* the failed attempt was counted (1 after the first failure: 4.2 minutes with
- * the defaults, then 5.9, 8.2, …) and `random01` is uniform in `[0, 1)`. Whole milliseconds.
- *
- * @since 0.1.0
- * @category policy
- */
-export const backoffDelay = (
-  attempts: number,
-  settings: Pick<DeliveryConfig, "backoffBaseMs" | "backoffRate" | "backoffMaxMs" | "jitter">,
-  random01: number
-): number => {
-  const base = Math.min(settings.backoffBaseMs * Math.pow(settings.backoffRate, attempts), settings.backoffMaxMs)
-  const factor = 1 - settings.jitter + 2 * settings.jitter * random01
-  return Math.round(base * factor)
-}
-
-const HTTP_DATE = /^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s/i
-
-/**
- * The delay a `Retry-After` header asks for, in ms: delay-seconds (`120`) or an HTTP date (a date in the past is 0).
- * `None` when absent or unreadable.
- *
- * @since 0.1.0
- * @category policy
- */
-export const parseRetryAfter = (value: string | undefined, nowMs: number): Option.Option<number> => {
-  if (value === undefined) return Option.none()
-  const text = value.trim()
-  if (/^\d+$/.test(text)) return Option.some(Number(text) * 1000)
-  if (!HTTP_DATE.test(text)) return Option.none()
-  const at = Date.parse(text)
-  return Number.isNaN(at) ? Option.none() : Option.some(Math.max(0, at - nowMs))
-}
-
-/**
- * What an answer means for delivery.
- *
- * @since 0.1.0
- * @category models
- */
-export type Outcome = "ok" | "permanent" | "retryable"
-
-const PERMANENT = new Set([400, 401, 403, 404, 409])
-
-/**
- * ROUTING.md §6: 2xx → `ok`; 400, 401, 403, 404, 409 → `permanent`; every other status (1xx, 3xx — redirects are not
- * followed —, other 4xx, 5xx) and every transport error (timeout, refused, reset, DNS) → `retryable`.
- *
- * @since 0.1.0
- * @category policy
- */
-export const classify = (answer: number | RegionTransportError): Outcome => {
-  if (typeof answer !== "number") return "retryable"
-  if (answer >= 200 && answer < 300) return "ok"
-  return PERMANENT.has(answer) ? "permanent" : "retryable"
-}
-
-const MAX_DEAD_BODY = 2048
-const decoder = new TextDecoder("utf-8", { fatal: false })
-
-/**
- * The start of a region's answer, as text, for the dead-letter store.
- *
- * @since 0.1.0
- * @category policy
- */
-export const truncateBody = (body: Uint8Array, max: number = MAX_DEAD_BODY): string => {
-  const text = decoder.decode(body.length > max * 4 ? body.subarray(0, max * 4) : body)
-  return text.length > max ? `${text.slice(0, max)}…` : text
-}
-
-// -------------------------------------------------------------------------------------------------------------------
-// Wake-up
-// -------------------------------------------------------------------------------------------------------------------
-
-/**
- * Lets the gateway wake the worker right after an enqueue instead of waiting for the next poll. `signal` returns an
- * effect that completes at the first `notify` after `signal` was called (take it *before* looking for work, so that a
- * notification in between is not lost). The default does nothing (the worker then just polls).
- *
- * @since 0.1.0
- * @category services
- */
-export class DeliveryWake extends Context.Reference<DeliveryWake>()("@cellgate/core/DeliveryWake", {
-  defaultValue: (): {
-    readonly notify: Effect.Effect<void>
-    readonly signal: Effect.Effect<Effect.Effect<void>>
-  } => ({ notify: Effect.void, signal: Effect.succeed(Effect.never) })
-}) {}
-
-/**
- * A real `DeliveryWake`, for one process: every waiter is woken by a `notify`.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeWake: Effect.Effect<DeliveryWake["Type"]> = Effect.gen(function*() {
-  const current = yield* Ref.make(yield* Deferred.make<void>())
-  return {
-    notify: Effect.flatMap(
-      Deferred.make<void>(),
-      (next) => Effect.flatMap(Ref.getAndSet(current, next), (previous) => Deferred.succeed(previous, undefined))
-    ),
-    signal: Effect.map(Ref.get(current), (d) => Deferred.await(d))
-  }
-})
-
-/**
- * Provides a real `DeliveryWake`. Provide the same instance to the gateway and the worker (build it once).
- *
- * @since 0.1.0
- * @category layers
- */
-export const wakeLayer: Layer.Layer<DeliveryWake> = Layer.effect(DeliveryWake, makeWake)
-
-/**
- * Wakes the worker (a no-op without a `wakeLayer`).
- *
- * @since 0.1.0
- * @category delivery
- */
-export const wake: Effect.Effect<void> = Effect.flatMap(DeliveryWake, (w) => w.notify)
 
 // -------------------------------------------------------------------------------------------------------------------
 // Drain
@@ -266,6 +67,8 @@ type Step =
   | { readonly _tag: "Gone" } // delivered or dead-lettered: the next payload may go
   | { readonly _tag: "Waiting"; readonly nextAttemptAt: number } // still in the outbox
 
+const gone: Step = { _tag: "Gone" }
+
 const PAGE = 64
 
 /** How long one drain reuses a region looked up in the directory. */
@@ -288,9 +91,6 @@ export const SKIP_RECHECK_MS = 30_000
  */
 export const DEFECT_ERROR = "internal error while delivering (see the worker's log)"
 
-const firstValue = (v: string | ReadonlyArray<string> | undefined): string | undefined =>
-  typeof v === "string" ? v : v?.[0]
-
 const transportError = (region: string, kind: "timeout" | "connection", detail: string) =>
   new RegionTransportError({ region, kind, detail })
 
@@ -298,10 +98,9 @@ const transportError = (region: string, kind: "timeout" | "connection", detail: 
  * Drains one mailbox that `owner` has claimed: payloads in id order, each sent through `RegionClient` with the
  * `x-cellgate-*` headers (delivery id, attempt = attempts + 1, mailbox; signed when the region has a secret).
  *
- * - 2xx → `complete`; 400/401/403/404/409 → dead letter with the status and the start of the answer;
- * - otherwise → `retry` at `backoffDelay` (or a longer `Retry-After`, capped); the failure that uses up
- *   `maxAttempts` dead-letters instead;
- * - a payload that already has `maxAttempts` or is older than `maxAgeMs` is dead-lettered without being sent;
+ * What happens to a payload after an attempt is `DeliveryPolicy.decide`'s decision, carried out here
+ * (`Complete` → `complete`, `Retry` → `retry`, `DeadLetter` → `deadLetter`); a payload that `DeliveryPolicy.expired`
+ * says may no longer be sent is dead-lettered without being sent;
  * - a defect while delivering a payload (a bug, a region secret that cannot sign) is a failed attempt of it, logged
  *   with its cause and stored as `DEFECT_ERROR`: retried, then dead-lettered; nothing is sent again uncounted;
  * - a strict mailbox stops at a payload that is waiting; a mailbox of a `skipOnFailureProviders` provider goes on past
@@ -320,7 +119,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   const outbox = yield* Outbox
   const client = yield* RegionClient
   const directory = yield* RegionDirectory
-  const settings = yield* DeliverySettings
+  const settings = yield* DeliverySettings.DeliverySettings
   yield* Effect.annotateCurrentSpan("mailbox", mailbox)
 
   const started = yield* Clock.currentTimeMillis
@@ -353,56 +152,59 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     lastRenew = now
   })
 
-  const toDeadLetter = Effect.fnUntraced(function*(
-    p: StoredPayload,
-    now: number,
-    reason: string,
-    lastStatus: number | null,
-    lastBody: string | null
-  ) {
-    yield* outbox.deadLetter(lease(now), p.id, { reason, lastStatus, lastBody })
-    deadLettered++
-    yield* Metrics.deliveriesTotal.update(1, p.region, "dead_letter")
-    yield* Effect.logWarning("delivery dead-lettered").pipe(
-      Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, reason, last_status: lastStatus })
-    )
-    return { _tag: "Gone" } as Step
+  // carries out what the policy decided (the only place the drain writes an attempt's result)
+  const carryOut = Effect.fnUntraced(function*(p: StoredPayload, decision: DeliveryPolicy.Decision, now: number) {
+    switch (decision._tag) {
+      case "Complete": {
+        yield* outbox.complete(lease(now), p.id)
+        delivered++
+        yield* Metrics.deliveriesTotal.update(1, p.region, "ok")
+        return gone
+      }
+      case "Retry": {
+        const { attempts, delayMs, error, nextAttemptAt } = decision
+        yield* outbox.retry(lease(now), p.id, { nextAttemptAt, error })
+        retried++
+        yield* Metrics.deliveriesTotal.update(1, p.region, "retry")
+        yield* Effect.logInfo("delivery retry").pipe(
+          Effect.annotateLogs({
+            mailbox,
+            payload_id: p.id,
+            delivery_id: p.deliveryId,
+            attempts,
+            error,
+            next_in_ms: delayMs
+          })
+        )
+        return { _tag: "Waiting", nextAttemptAt } as Step
+      }
+      case "DeadLetter": {
+        const { lastBody, lastStatus, reason } = decision
+        yield* outbox.deadLetter(lease(now), p.id, { reason, lastStatus, lastBody })
+        deadLettered++
+        yield* Metrics.deliveriesTotal.update(1, p.region, "dead_letter")
+        yield* Effect.logWarning("delivery dead-lettered").pipe(
+          Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, reason, last_status: lastStatus })
+        )
+        return gone
+      }
+    }
   })
 
-  const failed = Effect.fnUntraced(function*(
-    p: StoredPayload,
-    error: string,
-    lastStatus: number | null,
-    lastBody: string | null,
-    retryAfter: Option.Option<number>
-  ) {
+  const settle = Effect.fnUntraced(function*(p: StoredPayload, answer: DeliveryPolicy.Answer) {
     const now = yield* Clock.currentTimeMillis
-    const attempts = p.attempts + 1
-    if (attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", lastStatus, lastBody)
     const random = yield* Random.next
-    const backoff = backoffDelay(attempts, settings, random)
-    const delay = Option.match(retryAfter, {
-      onNone: () => backoff,
-      onSome: (ra) => Math.max(backoff, Math.min(ra, settings.retryAfterMaxMs))
-    })
-    const nextAttemptAt = now + delay
-    yield* outbox.retry(lease(now), p.id, { nextAttemptAt, error })
-    retried++
-    yield* Metrics.deliveriesTotal.update(1, p.region, "retry")
-    yield* Effect.logInfo("delivery retry").pipe(
-      Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId, attempts, error, next_in_ms: delay })
-    )
-    return { _tag: "Waiting", nextAttemptAt } as Step
+    return yield* carryOut(p, DeliveryPolicy.decide(p, answer, now, settings, random), now)
   })
 
   const attemptOnce = Effect.fnUntraced(function*(p: StoredPayload) {
     const now = yield* Clock.currentTimeMillis
-    if (p.attempts >= settings.maxAttempts) return yield* toDeadLetter(p, now, "max_attempts", null, p.lastError)
-    if (now - p.receivedAt > settings.maxAgeMs) return yield* toDeadLetter(p, now, "max_age", null, p.lastError)
+    const late = DeliveryPolicy.expired(p, now, settings)
+    if (Option.isSome(late)) return yield* carryOut(p, late.value, now)
     yield* renewIfDue(now)
     const found = yield* regionOf(p.region, now)
     if (Option.isNone(found)) {
-      return yield* failed(p, `region ${p.region} is not in the directory`, null, null, Option.none())
+      return yield* settle(p, DeliveryPolicy.Answer.NoAnswer({ error: `region ${p.region} is not in the directory` }))
     }
     const region: Region = found.value
     const headers = yield* outgoingHeaders(region, p.headers, p.body, {
@@ -424,27 +226,9 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     )
     const end = yield* Clock.currentTimeMillis
     yield* Metrics.deliverySeconds.update((end - now) / 1000, region.name)
-    if (answer._tag === "Left") return yield* failed(p, answer.left.message, null, null, Option.none())
-    const response: RegionResponse = answer.right
-    if (response.truncated === true) yield* Metrics.truncatedTotal.update(1, "stored_answer")
-    switch (classify(response.status)) {
-      case "ok": {
-        yield* outbox.complete(lease(end), p.id)
-        delivered++
-        yield* Metrics.deliveriesTotal.update(1, p.region, "ok")
-        return { _tag: "Gone" } as Step
-      }
-      case "permanent":
-        return yield* toDeadLetter(p, end, "permanent_failure", response.status, truncateBody(response.body))
-      case "retryable":
-        return yield* failed(
-          p,
-          `HTTP ${response.status}`,
-          response.status,
-          truncateBody(response.body),
-          parseRetryAfter(firstValue(response.headers["retry-after"]), end)
-        )
-    }
+    if (answer._tag === "Left") return yield* settle(p, DeliveryPolicy.Answer.NoAnswer({ error: answer.left.message }))
+    if (answer.right.truncated === true) yield* Metrics.truncatedTotal.update(1, "stored_answer")
+    return yield* settle(p, DeliveryPolicy.Answer.Answered({ response: answer.right }))
   })
 
   // A defect while delivering one payload (a bug, a secret that cannot sign, a client that throws) is an attempt of
@@ -455,7 +239,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       Effect.catchAllDefect((defect) =>
         Effect.logError("delivery failed with a defect; counted as an attempt", Cause.die(defect)).pipe(
           Effect.annotateLogs({ mailbox, payload_id: p.id, delivery_id: p.deliveryId }),
-          Effect.zipRight(failed(p, DEFECT_ERROR, null, null, Option.none()))
+          Effect.zipRight(settle(p, DeliveryPolicy.Answer.NoAnswer({ error: DEFECT_ERROR })))
         )
       )
     )
@@ -603,25 +387,45 @@ export const updateOutboxGauges = Effect.fn("Delivery.updateOutboxGauges")(funct
 const GAUGE_INTERVAL_MS = 5_000
 
 /**
+ * Options of `run` and `layerWith`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface WorkerOptions {
+  /** The worker's name in leases, unique per process (default: `IdGenerator.workerName`). */
+  readonly owner?: string
+  /** Settings over those in context (`DeliverySettings`, the defaults unless provided). */
+  readonly settings?: Partial<DeliverySettings.Settings>
+}
+
+/**
  * The delivery loop of one worker: claim up to `min(claimBatch, free slots)` due mailboxes for `leaseMs`, drain up to
- * `concurrency` of them at once, and when nothing more can be claimed sleep `pollIntervalMs` or until woken
- * (`DeliveryWake.notify`, or a drain finishing). While claims fail with `StoreUnavailable` it backs off
- * (`StoreOutage.claimRetryDelay`: 0.5 s doubling to 5 s; only a wake cuts it short), logs through the outage log
+ * `concurrency` of them at once, and when nothing more can be claimed wait `pollIntervalMs`, or until an enqueue of
+ * this process (`Outbox.awaitWork`) or a drain finishing. While claims fail with `StoreUnavailable` it backs off
+ * (`StoreOutage.claimRetryDelay`: 0.5 s doubling to 5 s; only an enqueue cuts it short), logs through the outage log
  * (one line per interval, with a count) and recovers by itself at the first claim that succeeds. Runs until
  * interrupted; interruption stops the claims, interrupts the drains and releases their leases (a request in flight
  * is sent again later: at-least-once).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category delivery
  */
-export const runWorker = (
-  owner: string
+export const run = (
+  options: WorkerOptions = {}
 ): Effect.Effect<never, never, Outbox | RegionClient | RegionDirectory> =>
+  Effect.gen(function*() {
+    const owner = options.owner ?? (yield* (yield* IdGenerator).workerName)
+    const loop = loopOf(owner).pipe(Effect.annotateLogs({ owner }))
+    return yield* (options.settings === undefined ? loop : DeliverySettings.withSettings(options.settings)(loop))
+  })
+
+const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClient | RegionDirectory> =>
   Effect.scoped(Effect.gen(function*() {
     const outbox = yield* Outbox
-    const settings = yield* DeliverySettings
-    const wakeUp = yield* DeliveryWake
-    const local = yield* makeWake
+    const settings = yield* DeliverySettings.DeliverySettings
+    // a drain finishing frees a slot: look for work again at once
+    const slots = unsafeMakeWakeSignal()
     const drains = yield* FiberSet.make()
     const active = new Set<string>()
     let gaugesAt = Number.NEGATIVE_INFINITY
@@ -630,8 +434,6 @@ export const runWorker = (
     yield* Effect.addFinalizer(() => Effect.logInfo("delivery worker stopped").pipe(Effect.annotateLogs({ owner })))
 
     const cycle = Effect.gen(function*() {
-      const woken = yield* wakeUp.signal
-      const slot = yield* local.signal
       const now = yield* Clock.currentTimeMillis
       if (now - gaugesAt >= GAUGE_INTERVAL_MS) {
         gaugesAt = now
@@ -662,7 +464,7 @@ export const runWorker = (
               ),
               Effect.ensuring(Effect.suspend(() => {
                 active.delete(mailbox)
-                return local.notify
+                return slots.notify
               }))
             )
           )
@@ -672,35 +474,32 @@ export const runWorker = (
       if (more) return
       if (claimFailures > 0) {
         // the store is down: a drain ending (it failed too) does not cut the backoff short, an enqueue does
-        yield* Effect.raceAll([
-          Effect.sleep(StoreOutage.claimRetryDelay(claimFailures, settings.pollIntervalMs)),
-          woken
-        ])
+        yield* outbox.awaitWork(StoreOutage.claimRetryDelay(claimFailures, settings.pollIntervalMs))
         return
       }
-      yield* Effect.raceAll([Effect.sleep(settings.pollIntervalMs), woken, slot])
+      yield* Effect.raceFirst(outbox.awaitWork(settings.pollIntervalMs), slots.awaitWork(settings.pollIntervalMs))
     })
     return yield* Effect.forever(cycle)
-  })).pipe(Effect.annotateLogs({ owner }))
+  }))
 
 /**
- * The worker as a daemon layer: it runs while the layer's scope is open and stops (releasing its leases) when the
- * scope closes. `owner` names the worker in leases (unique per process; default: a random UUID).
+ * The worker as a daemon layer, with options: it drains while the layer's scope is open and stops (releasing its
+ * leases) when the scope closes.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
-export const worker = (owner?: string): Layer.Layer<never, never, Outbox | RegionClient | RegionDirectory> =>
-  Layer.scopedDiscard(Effect.forkScoped(runWorker(owner ?? `worker-${crypto.randomUUID()}`)))
+export const layerWith = (
+  options: WorkerOptions = {}
+): Layer.Layer<never, never, Outbox | RegionClient | RegionDirectory> =>
+  Layer.scopedDiscard(Effect.forkScoped(run(options)))
 
 /**
- * `worker` with its own `DeliveryWake`, which it also provides: give the result to the gateway so that each enqueue
- * wakes the worker at once.
+ * The worker as a daemon layer (settings from `DeliverySettings`, its name from `IdGenerator`): it drains while the
+ * layer's scope is open, is woken by every enqueue of this process, and stops (releasing its leases) when the scope
+ * closes.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
-export const workerLive = (
-  owner?: string
-): Layer.Layer<DeliveryWake, never, Outbox | RegionClient | RegionDirectory> =>
-  worker(owner).pipe(Layer.provideMerge(wakeLayer))
+export const layer: Layer.Layer<never, never, Outbox | RegionClient | RegionDirectory> = layerWith()

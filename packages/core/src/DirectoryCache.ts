@@ -5,7 +5,10 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer } from "effect"
-import { DirectoryStore, IntegrationRepo, OrgRepo, RegionDirectory } from "./Services.js"
+import { DirectoryStore } from "./DirectoryStore.js"
+import { IntegrationRepo } from "./IntegrationRepo.js"
+import { OrgRepo } from "./OrgRepo.js"
+import { RegionDirectory } from "./RegionDirectory.js"
 import { TtlCache } from "./TtlCache.js"
 
 /**

@@ -318,8 +318,8 @@ export interface RouteOutcome {
   readonly organizations: ReadonlyArray<OrganizationId>
   readonly regions: ReadonlyArray<RegionName>
   /**
-   * A provider's own log event for this request (e.g. `jira_server.no_integration` with the reason): `handleWebhook`
-   * writes it as the request's one log line, with the webhook's fields added, instead of a second line.
+   * A provider's own log event for this request (e.g. `jira_server.no_integration` with the reason): `Gateway`'s
+   * `handle` writes it as the request's one log line, with the webhook's fields added, instead of a second line.
    */
   readonly event?: { readonly message: string; readonly fields: Readonly<Record<string, unknown>> }
 }

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Redacted } from "effect"
+import { Effect, Either, Encoding, Redacted } from "effect"
 import type { Region } from "./Domain.js"
 import * as Metrics from "./Metrics.js"
 
@@ -124,16 +124,9 @@ export const MAX_SENDER_HEADERS = 100
 
 const encoder = new TextEncoder()
 
-const base64ToBytes = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
-
-const bytesToBase64 = (bytes: Uint8Array): string => {
-  let s = ""
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!)
-  return btoa(s)
-}
-
+// the secret was checked when the configuration was decoded (`RegionSecret`, with the same decoder)
 const secretKey = (secret: string): Uint8Array =>
-  base64ToBytes(secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret)
+  Either.getOrThrow(Encoding.decodeBase64(secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret))
 
 const signedContent = (deliveryId: string, timestamp: string, body: Uint8Array): Uint8Array => {
   const prefix = encoder.encode(`${deliveryId}.${timestamp}.`)
@@ -158,7 +151,7 @@ const hmac = (key: Uint8Array, data: Uint8Array) =>
  */
 export const sign = (secret: string, deliveryId: string, timestamp: number, body: Uint8Array) =>
   hmac(secretKey(secret), signedContent(deliveryId, String(timestamp), body)).pipe(
-    Effect.map((mac) => `v1,${bytesToBase64(mac)}`)
+    Effect.map((mac) => `v1,${Encoding.encodeBase64(mac)}`)
   )
 
 /**

@@ -1,67 +1,137 @@
 /**
- * `routeWebhook` (classify → provider → decision) and `handleWebhook` (interpret the decision through the services),
- * so that an HTTP adapter only converts requests and responses.
+ * The routing program as a service: `Gateway.Gateway` (`handle`, `route`), built by `Gateway.layer` from the ports,
+ * which it looks up once, when the layer is built — never per request.
  *
- * @since 0.1.0
+ * `route` is the decision (classify → provider → `RouteOutcome`, with no side effect but reads and the volume
+ * counter); `handle` carries the decision out through the outbox, the region client and the control side, and
+ * answers. An HTTP adapter only converts requests and responses (`cellgate serve`, `WebhookApp.make()`).
+ *
+ * @since 0.2.0
  */
-import { Clock, Context, Effect, Option } from "effect"
-import { wake as wakeDelivery } from "./Delivery.js"
+import { Clock, Context, Effect, Layer, Option } from "effect"
+import * as ControlHandler from "./ControlHandler.js"
 import type { Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
 import { control } from "./Domain.js"
-import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
-import type { RegionTransportError } from "./Errors.js"
-import { forwardableHeaders, outgoingHeaders, relayableHeaders } from "./Forwarding.js"
+import type { RegionNotFound, RegionTransportError, StoreUnavailable } from "./Errors.js"
+import { forwardableHeaders, outgoingHeaders } from "./Forwarding.js"
+import { GatewaySettings } from "./GatewaySettings.js"
+import { IdGenerator } from "./IdGenerator.js"
 import type { IntegrationId, RegionName } from "./Ids.js"
+import { IntegrationRepo } from "./IntegrationRepo.js"
 import * as Metrics from "./Metrics.js"
-import type { ProviderContext } from "./Provider.js"
-import { classify, ProviderRegistry } from "./Provider.js"
+import { OrgRepo } from "./OrgRepo.js"
+import type { NewPayload } from "./Outbox.js"
+import { Outbox } from "./Outbox.js"
+import type { Ports } from "./Provider.js"
+import { classify, ProviderSecrets } from "./Provider.js"
+import { ProviderRegistry } from "./ProviderRegistry.js"
+import { makeWarnUnverified } from "./providers/Common.js"
 import * as Redaction from "./Redaction.js"
-import type { NewPayload, RegionResponse } from "./Services.js"
-import { ControlHandler, Outbox, RegionClient, RegionDirectory } from "./Services.js"
+import type { RegionResponse } from "./RegionClient.js"
+import { RegionClient } from "./RegionClient.js"
+import { RegionDirectory } from "./RegionDirectory.js"
+import { errorResponse, relay } from "./Responses.js"
 import * as StoreOutage from "./StoreOutage.js"
+import { VolumeGate } from "./VolumeGate.js"
 
 /**
- * Settings of the request path.
+ * The routing program.
  *
- * @since 0.1.0
- * @category services
+ * @since 0.2.0
+ * @category tags
  */
-export class GatewaySettings extends Context.Reference<GatewaySettings>()("@cellgate/core/GatewaySettings", {
-  defaultValue: (): {
-    readonly requestTimeoutMs: number
-    /** A relayed answer longer than this is 502 `answer_too_large` (default 1 MiB, `delivery.maxAnswerBytes`). */
-    readonly maxAnswerBytes?: number
-  } => ({ requestTimeoutMs: 12_000 })
-}) {}
+export class Gateway extends Context.Tag("@cellgate/core/Gateway")<Gateway, {
+  /**
+   * Routes one webhook and carries the decision out. Never fails: a region missing from the directory is 500
+   * `region_not_found`, a store that cannot be read or written is 503 `store_unavailable` with `Retry-After: 5`
+   * (logged once per interval by `StoreOutage`). Logs one line per webhook (provider, decision, regions, mailboxes,
+   * status, latency; its message is the provider's event when it has one, e.g. `jira_server.no_integration`, else
+   * `webhook`) and counts it.
+   */
+  readonly handle: (request: WebhookRequest) => Effect.Effect<WebhookResponse>
+  /**
+   * The decision and what it was made from, with no side effect but reads and the volume counter (`explain`
+   * routes through a gate that counts nothing, `VolumeGate.layerNoop`).
+   */
+  readonly route: (request: WebhookRequest) => Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable>
+}>() {}
 
 /**
- * The default of `delivery.maxAnswerBytes` (1 MiB).
+ * The ports `Gateway.layer` requires. `ControlHandler` is optional (404 without one); `GatewaySettings`,
+ * `ProviderSecrets` and `IdGenerator` are references with defaults.
  *
  * @since 0.2.0
  * @category models
  */
-export const DEFAULT_MAX_ANSWER_BYTES = 1_048_576
+export type Requirements =
+  | ProviderRegistry
+  | IntegrationRepo
+  | OrgRepo
+  | RegionDirectory
+  | VolumeGate
+  | Outbox
+  | RegionClient
+
+const EMPTY = new Uint8Array(0)
 
 /**
- * Everything `handleWebhook` needs.
+ * The path with secrets replaced, for logs: core's structural redactor (`Redaction.redactPath`: Jira Server tokens,
+ * JWTs and `jwt` query values, whatever the spelling of the route), then each provider's own `redactPath`, if any.
  *
  * @since 0.1.0
- * @category models
+ * @category utils
  */
-export type GatewayContext = ProviderContext | ProviderRegistry | Outbox | RegionClient | ControlHandler
+export const redactPath = (path: string, registry: ProviderRegistry["Type"]): string => {
+  let out = Redaction.redactPath(path)
+  for (const p of registry.all) if (p.redactPath !== undefined) out = p.redactPath(out)
+  return out
+}
+
+const transportResponse = (error: RegionTransportError): WebhookResponse =>
+  error.kind === "timeout"
+    ? errorResponse(504, "region_timeout", error.message)
+    : errorResponse(502, "region_unreachable", error.message)
+
+const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookResponse =>
+  error._tag === "RegionNotFound"
+    ? errorResponse(500, "region_not_found", error.message)
+    : errorResponse(503, "store_unavailable", "the store is unavailable; retry later", {
+      "retry-after": "5"
+    })
+
+const accepted: WebhookResponse = { status: 202, headers: {}, body: EMPTY }
 
 /**
- * Routes without side effects other than reads (and the volume counter): the decision and what it was made from.
+ * Builds the service from the ports, each looked up once here: the returned `handle` and `route` need nothing from
+ * the context of the request that runs them.
  *
- * @since 0.1.0
- * @category routing
+ * @since 0.2.0
+ * @category constructors
  */
-export const routeWebhook = (
-  request: WebhookRequest
-): Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable, ProviderContext | ProviderRegistry> =>
-  Effect.flatMap(ProviderRegistry, (registry) => {
+export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.gen(function*() {
+  const registry = yield* ProviderRegistry
+  const outbox = yield* Outbox
+  const client = yield* RegionClient
+  const directory = yield* RegionDirectory
+  const controlSide = Option.getOrElse(
+    yield* Effect.serviceOption(ControlHandler.ControlHandler),
+    () => ControlHandler.notFound
+  )
+  const { maxAnswerBytes, requestTimeoutMs } = yield* GatewaySettings
+  const ids = yield* IdGenerator
+  const ports: Ports = {
+    integrations: yield* IntegrationRepo,
+    organizations: yield* OrgRepo,
+    regions: directory,
+    volumeGate: yield* VolumeGate,
+    secrets: yield* ProviderSecrets,
+    // once per provider for the life of this gateway (one per process in `cellgate serve`)
+    warnUnverified: makeWarnUnverified()
+  }
+
+  const route = (request: WebhookRequest): Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable> => {
     const c = classify(request.path, registry)
-    if (c._tag === "Provider") return c.provider.route(request, c.match)
+    if (c._tag === "Provider") return c.provider.route(request, c.match, ports)
     const outcome: RouteOutcome = {
       provider: c.provider,
       decision: control,
@@ -80,254 +150,159 @@ export const routeWebhook = (
       ),
       outcome
     )
-  })
-
-/**
- * The path with secrets replaced, for logs: core's structural redactor (`Redaction.redactPath`: Jira Server tokens,
- * JWTs and `jwt` query values, whatever the spelling of the route), then each provider's own `redactPath`, if any.
- *
- * @since 0.1.0
- * @category utils
- */
-export const redactPath = (path: string, registry: ProviderRegistry["Type"]): string => {
-  let out = Redaction.redactPath(path)
-  for (const p of registry.all) if (p.redactPath !== undefined) out = p.redactPath(out)
-  return out
-}
-
-const EMPTY = new Uint8Array(0)
-
-/**
- * An answer cellgate makes itself: `{"error": code, "message": text}` as JSON (INTERFACES.md).
- *
- * @since 0.1.0
- * @category responses
- */
-export const errorResponse = (
-  status: number,
-  error: string,
-  message: string,
-  headers: Record<string, string> = {}
-): WebhookResponse => ({
-  status,
-  headers: { "content-type": "application/json", ...headers },
-  body: JSON.stringify({ error, message })
-})
-
-/**
- * One region's answer relayed to the sender, with `x-cellgate-region` (repeated headers stay separate); an answer
- * longer than the cap (`truncated`) is never relayed in part: 502 `answer_too_large`.
- *
- * @since 0.1.0
- * @category responses
- */
-export const relay = (region: RegionName, answer: RegionResponse): WebhookResponse =>
-  answer.truncated === true
-    ? errorResponse(502, "answer_too_large", `the answer of region ${region} is larger than delivery.maxAnswerBytes`, {
-      "x-cellgate-region": region
-    })
-    : {
-      status: answer.status,
-      headers: { ...relayableHeaders(answer.headers), "x-cellgate-region": region },
-      body: answer.body
-    }
-
-const transportResponse = (error: RegionTransportError): WebhookResponse =>
-  error.kind === "timeout"
-    ? errorResponse(504, "region_timeout", error.message)
-    : errorResponse(502, "region_unreachable", error.message)
-
-const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
-  const client = yield* RegionClient
-  const { maxAnswerBytes = DEFAULT_MAX_ANSWER_BYTES, requestTimeoutMs } = yield* GatewaySettings
-  const now = yield* Clock.currentTimeMillis
-  const headers = yield* outgoingHeaders(region, request.headers, request.body, {
-    deliveryId: crypto.randomUUID(),
-    attempt: 1
-  }, now)
-  const answer = yield* client.send(
-    region,
-    { method: request.method, path: request.path, headers, body: request.body },
-    {
-      timeoutMs: requestTimeoutMs,
-      maxAnswerBytes
-    }
-  )
-  if (answer.truncated === true) {
-    yield* Metrics.truncatedTotal.update(1, "relayed_answer")
-    yield* Effect.logWarning("region answer over delivery.maxAnswerBytes: not relayed").pipe(
-      Effect.annotateLogs({ region: region.name, max_answer_bytes: maxAnswerBytes })
-    )
   }
-  return answer
-})
 
-/**
- * ROUTING.md §7: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
- * first 2xx in region-name order, else the first answer in that order; all failing → 502 (504 if the first failure
- * in order is a timeout and nothing answered).
- *
- * @since 0.1.0
- * @category forwarding
- */
-export const forward = Effect.fn("forward")(function*(
-  request: WebhookRequest,
-  names: ReadonlyArray<RegionName>,
-  mode: "first" | "all"
-) {
-  const directory = yield* RegionDirectory
-  const regions: Array<Region> = []
-  for (const name of mode === "first" ? names.slice(0, 1) : names) {
-    const region = yield* directory.byName(name)
-    if (Option.isSome(region)) regions.push(region.value)
-  }
-  if (regions.length === 0) return errorResponse(502, "region_unreachable", "no region to forward to")
-  if (mode === "first") {
-    const region = regions[0]!
-    return yield* forwardTo(region, request).pipe(
-      Effect.match({ onFailure: transportResponse, onSuccess: (answer) => relay(region.name, answer) })
-    )
-  }
-  const answers = yield* Effect.forEach(regions, (region) => Effect.either(forwardTo(region, request)), {
-    concurrency: "unbounded"
-  })
-  let firstAnswer: WebhookResponse | undefined
-  for (let i = 0; i < regions.length; i++) {
-    const a = answers[i]!
-    if (a._tag === "Left") continue
-    const relayed = relay(regions[i]!.name, a.right)
-    if (a.right.status >= 200 && a.right.status < 300 && a.right.truncated !== true) return relayed
-    firstAnswer ??= relayed
-  }
-  if (firstAnswer !== undefined) return firstAnswer
-  return errorResponse(502, "region_unreachable", "every region failed")
-})
-
-/**
- * Stores one payload per target, then answers 202 — only once the write is durable.
- *
- * @since 0.1.0
- * @category delivery
- */
-export const enqueue = Effect.fnUntraced(function*(
-  request: WebhookRequest,
-  provider: string,
-  integrationId: IntegrationId | undefined,
-  targets: ReadonlyArray<{ readonly region: RegionName; readonly mailbox: string }>
-) {
-  const outbox = yield* Outbox
-  const headers = forwardableHeaders(request.headers)
-  const payloads = targets.map((t): NewPayload => ({
-    mailbox: t.mailbox,
-    provider,
-    region: t.region,
-    integrationId: integrationId ?? null,
-    method: request.method,
-    path: request.path,
-    headers,
-    body: request.body,
-    receivedAt: request.receivedAt,
-    deliveryId: crypto.randomUUID()
-  }))
-  const start = yield* Clock.currentTimeMillis
-  yield* outbox.enqueue(payloads)
-  yield* wakeDelivery
-  const end = yield* Clock.currentTimeMillis
-  yield* Metrics.enqueueSeconds.update((end - start) / 1000)
-})
-
-const respondTo = (
-  outcome: RouteOutcome,
-  request: WebhookRequest
-): Effect.Effect<WebhookResponse, StoreUnavailable, GatewayContext> => {
-  const d = outcome.decision
-  switch (d._tag) {
-    case "Respond":
-      return Effect.succeed({ status: d.status, headers: d.headers, body: d.body })
-    case "Control":
-      return Effect.flatMap(ControlHandler, (h) => h.handle(request))
-    case "Forward":
-      return forward(request, d.regions, d.mode)
-    case "Enqueue":
-      return Effect.as(enqueue(request, d.provider, d.integrationId, d.targets), {
-        status: 202,
-        headers: {},
-        body: EMPTY
-      })
-  }
-}
-
-/**
- * Routes one webhook and carries the decision out. Never fails: a region missing from the directory is 500
- * `region_not_found`, a store that cannot be read or written is 503 `store_unavailable` with `Retry-After: 5`
- * (logged once per interval by `StoreOutage`). Logs one line per webhook (provider, decision, regions, mailboxes,
- * status, latency; its message is the provider's event when it has one, e.g. `jira_server.no_integration`, else
- * `webhook`) and counts it.
- *
- * @since 0.1.0
- * @category routing
- */
-export const handleWebhook = (request: WebhookRequest): Effect.Effect<WebhookResponse, never, GatewayContext> =>
-  Effect.gen(function*() {
-    const routed = yield* Effect.either(routeWebhook(request))
-    let outcome: RouteOutcome | undefined
-    let response: WebhookResponse
-    const failure = routed._tag === "Left" ? routed.left : undefined
-    if (routed._tag === "Left") {
-      response = failureResponse(routed.left)
-    } else {
-      outcome = routed.right
-      const answered = yield* Effect.either(respondTo(outcome, request))
-      response = answered._tag === "Right" ? answered.right : failureResponse(answered.left)
-      if (answered._tag === "Left") yield* StoreOutage.report(answered.left)
-    }
-    // an outage is logged once per interval with a count (StoreOutage), never once per request
-    if (failure?._tag === "StoreUnavailable") yield* StoreOutage.report(failure)
-    const registry = yield* ProviderRegistry
-    // a bounded label (a known provider, `control` or `unknown`), never the raw path segment
-    const provider = Metrics.providerLabel(outcome?.provider, registry)
-    const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
-    yield* Metrics.decisionsTotal.update(1, provider, kind)
-    yield* Metrics.requestsTotal.update(1, provider, String(response.status))
+  const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
     const now = yield* Clock.currentTimeMillis
-    // the fields are a second message part, not annotations: annotating would update the fiber's log context
-    const fields = {
-      provider,
-      decision: kind,
-      reason: outcome?.reason ?? (routed._tag === "Left" ? routed.left._tag : ""),
-      path: redactPath(request.path, registry),
-      status: response.status,
-      regions: outcome?.regions ?? [],
-      mailboxes: outcome?.decision._tag === "Enqueue" ? outcome.decision.targets.map((t) => t.mailbox) : [],
-      integration_id: outcome?.integration?.id ?? null,
-      latency_ms: now - request.receivedAt
+    const headers = yield* outgoingHeaders(region, request.headers, request.body, {
+      deliveryId: yield* ids.deliveryId,
+      attempt: 1
+    }, now)
+    const answer = yield* client.send(
+      region,
+      { method: request.method, path: request.path, headers, body: request.body },
+      { timeoutMs: requestTimeoutMs, maxAnswerBytes }
+    )
+    if (answer.truncated === true) {
+      yield* Metrics.truncatedTotal.update(1, "relayed_answer")
+      yield* Effect.logWarning("region answer over delivery.maxAnswerBytes: not relayed").pipe(
+        Effect.annotateLogs({ region: region.name, max_answer_bytes: maxAnswerBytes })
+      )
     }
-    const event = outcome?.event
-    // the provider's fields as a further message part: spreading them into `fields` measured ~15 % slower
-    yield* event === undefined ? Effect.logInfo("webhook", fields) : Effect.logInfo(event.message, fields, event.fields)
-    return response
+    return answer
   })
 
-const failureResponse = (error: RegionNotFound | StoreUnavailable): WebhookResponse =>
-  error._tag === "RegionNotFound"
-    ? errorResponse(500, "region_not_found", error.message)
-    : errorResponse(503, "store_unavailable", "the store is unavailable; retry later", {
-      "retry-after": "5"
+  // ROUTING.md §7: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
+  // first 2xx in region-name order, else the first answer in that order; all failing → 502 (504 if the first failure
+  // in order is a timeout and nothing answered)
+  const forward = Effect.fn("forward")(function*(
+    request: WebhookRequest,
+    names: ReadonlyArray<RegionName>,
+    mode: "first" | "all"
+  ) {
+    const regions: Array<Region> = []
+    for (const name of mode === "first" ? names.slice(0, 1) : names) {
+      const region = yield* directory.byName(name)
+      if (Option.isSome(region)) regions.push(region.value)
+    }
+    if (regions.length === 0) return errorResponse(502, "region_unreachable", "no region to forward to")
+    if (mode === "first") {
+      const region = regions[0]!
+      return yield* forwardTo(region, request).pipe(
+        Effect.match({ onFailure: transportResponse, onSuccess: (answer) => relay(region.name, answer) })
+      )
+    }
+    const answers = yield* Effect.forEach(regions, (region) => Effect.either(forwardTo(region, request)), {
+      concurrency: "unbounded"
+    })
+    let firstAnswer: WebhookResponse | undefined
+    for (let i = 0; i < regions.length; i++) {
+      const a = answers[i]!
+      if (a._tag === "Left") continue
+      const answer: RegionResponse = a.right
+      const relayed = relay(regions[i]!.name, answer)
+      if (answer.status >= 200 && answer.status < 300 && answer.truncated !== true) return relayed
+      firstAnswer ??= relayed
+    }
+    if (firstAnswer !== undefined) return firstAnswer
+    return errorResponse(502, "region_unreachable", "every region failed")
+  })
+
+  // one payload per target, then 202 — only once the write is durable (the outbox wakes its own worker)
+  const enqueue = Effect.fnUntraced(function*(
+    request: WebhookRequest,
+    provider: string,
+    integrationId: IntegrationId | undefined,
+    targets: ReadonlyArray<{ readonly region: RegionName; readonly mailbox: string }>
+  ) {
+    const headers = forwardableHeaders(request.headers)
+    const payloads: Array<NewPayload> = []
+    for (const t of targets) {
+      payloads.push({
+        mailbox: t.mailbox,
+        provider,
+        region: t.region,
+        integrationId: integrationId ?? null,
+        method: request.method,
+        path: request.path,
+        headers,
+        body: request.body,
+        receivedAt: request.receivedAt,
+        deliveryId: yield* ids.deliveryId
+      })
+    }
+    const start = yield* Clock.currentTimeMillis
+    yield* outbox.enqueue(payloads)
+    const end = yield* Clock.currentTimeMillis
+    yield* Metrics.enqueueSeconds.update((end - start) / 1000)
+  })
+
+  const respondTo = (
+    outcome: RouteOutcome,
+    request: WebhookRequest
+  ): Effect.Effect<WebhookResponse, StoreUnavailable> => {
+    const d = outcome.decision
+    switch (d._tag) {
+      case "Respond":
+        return Effect.succeed({ status: d.status, headers: d.headers, body: d.body })
+      case "Control":
+        return controlSide.handle(request)
+      case "Forward":
+        return forward(request, d.regions, d.mode)
+      case "Enqueue":
+        return Effect.as(enqueue(request, d.provider, d.integrationId, d.targets), accepted)
+    }
+  }
+
+  const handle = (request: WebhookRequest): Effect.Effect<WebhookResponse> =>
+    Effect.gen(function*() {
+      const routed = yield* Effect.either(route(request))
+      let outcome: RouteOutcome | undefined
+      let response: WebhookResponse
+      const failure = routed._tag === "Left" ? routed.left : undefined
+      if (routed._tag === "Left") {
+        response = failureResponse(routed.left)
+      } else {
+        outcome = routed.right
+        const answered = yield* Effect.either(respondTo(outcome, request))
+        response = answered._tag === "Right" ? answered.right : failureResponse(answered.left)
+        if (answered._tag === "Left") yield* StoreOutage.report(answered.left)
+      }
+      // an outage is logged once per interval with a count (StoreOutage), never once per request
+      if (failure?._tag === "StoreUnavailable") yield* StoreOutage.report(failure)
+      // a bounded label (a known provider, `control` or `unknown`), never the raw path segment
+      const provider = Metrics.providerLabel(outcome?.provider, registry)
+      const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
+      yield* Metrics.decisionsTotal.update(1, provider, kind)
+      yield* Metrics.requestsTotal.update(1, provider, String(response.status))
+      const now = yield* Clock.currentTimeMillis
+      // the fields are a second message part, not annotations: annotating would update the fiber's log context
+      const fields = {
+        provider,
+        decision: kind,
+        reason: outcome?.reason ?? (routed._tag === "Left" ? routed.left._tag : ""),
+        path: redactPath(request.path, registry),
+        status: response.status,
+        regions: outcome?.regions ?? [],
+        mailboxes: outcome?.decision._tag === "Enqueue" ? outcome.decision.targets.map((t) => t.mailbox) : [],
+        integration_id: outcome?.integration?.id ?? null,
+        latency_ms: now - request.receivedAt
+      }
+      const event = outcome?.event
+      // the provider's fields as a further message part: spreading them into `fields` measured ~15 % slower
+      yield* event === undefined ?
+        Effect.logInfo("webhook", fields) :
+        Effect.logInfo(event.message, fields, event.fields)
+      return response
     })
 
+  return Gateway.of({ handle, route })
+})
+
 /**
- * The control side when no upstream is configured: 404 `not_found`.
+ * The gateway over the ports in the context. The control side answers 404 unless a `ControlHandler` is provided.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category layers
  */
-export const controlNotFound: ControlHandler["Type"] = ControlHandler.of({
-  handle: (request) =>
-    Effect.succeed(
-      errorResponse(
-        404,
-        "not_found",
-        `no route for ${request.method} ${request.path.split("?")[0]} (no control upstream)`
-      )
-    )
-})
+export const layer: Layer.Layer<Gateway, never, Requirements> = Layer.effect(Gateway, make)

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
-import { ProviderRegistry } from "./Provider.js"
+import { ProviderRegistry } from "./ProviderRegistry.js"
 
 const secondsBoundaries: MetricBoundaries.MetricBoundaries = MetricBoundaries.fromIterable([
   0.0005,

@@ -1,24 +1,55 @@
 /**
- * Providers and the registry, and classification of a path (ROUTING.md §2).
+ * What a provider is, the ports it routes with, and classification of a path (ROUTING.md §2).
  *
- * A provider is a value: its name, the webhook paths it routes, and a `route` program. Adding a provider is adding a
- * module and an entry in the registry.
+ * A provider is a value: its name, the webhook paths it routes, and a `route` program over the ports it is given
+ * (`Ports`: looked up once, when `Gateway.layer` is built, never per request). Adding a provider is adding a module
+ * and an entry in the registry (`ProviderRegistry`).
  *
  * @since 0.1.0
  */
-import type { Effect } from "effect"
-import { Context, Layer } from "effect"
+import type { Effect, Redacted } from "effect"
+import { Context, Option } from "effect"
 import type { RouteOutcome, WebhookRequest } from "./Domain.js"
 import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
-import type { IntegrationRepo, OrgRepo, RegionDirectory, VolumeGate } from "./Services.js"
+import type { IntegrationRepo } from "./IntegrationRepo.js"
+import type { OrgRepo } from "./OrgRepo.js"
+import type { ProviderRegistry } from "./ProviderRegistry.js"
+import type { RegionDirectory } from "./RegionDirectory.js"
+import type { VolumeGate } from "./VolumeGate.js"
 
 /**
- * The services a provider may use while routing (and `ProviderSecrets`, a reference with a default).
+ * App-level provider secrets (`providers.<p>.webhookSecret` of the configuration, e.g. the GitHub App secret).
+ * Defaults to none configured. Read once, when `Gateway.layer` is built.
  *
  * @since 0.1.0
+ * @category tags
+ */
+export class ProviderSecrets extends Context.Reference<ProviderSecrets>()("@cellgate/core/ProviderSecrets", {
+  defaultValue: (): {
+    readonly webhookSecret: (provider: string) => Option.Option<Redacted.Redacted<string>>
+  } => ({ webhookSecret: () => none })
+}) {}
+
+const none: Option.Option<never> = Option.none()
+
+/**
+ * The ports a provider routes with, given to `route` by the gateway (which looked them up once).
+ *
+ * @since 0.2.0
  * @category models
  */
-export type ProviderContext = IntegrationRepo | OrgRepo | RegionDirectory | VolumeGate
+export interface Ports {
+  readonly integrations: IntegrationRepo["Type"]
+  readonly organizations: OrgRepo["Type"]
+  readonly regions: RegionDirectory["Type"]
+  readonly volumeGate: VolumeGate["Type"]
+  readonly secrets: ProviderSecrets["Type"]
+  /**
+   * Logs, once per provider (per gateway), that a provider routes without verification because no secret is
+   * configured; `key` names the missing setting.
+   */
+  readonly warnUnverified: (provider: string, key: string) => Effect.Effect<void>
+}
 
 /**
  * Which webhook route of a provider a path matched, with the path segments it captured (percent-decoded).
@@ -44,8 +75,9 @@ export interface Provider {
   readonly match: (rest: string) => RouteMatch | undefined
   readonly route: (
     request: WebhookRequest,
-    match: RouteMatch
-  ) => Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable, ProviderContext>
+    match: RouteMatch,
+    ports: Ports
+  ) => Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable>
   /** Replaces secrets in a path (tokens) for logs. */
   readonly redactPath?: (path: string) => string
 }
@@ -72,32 +104,6 @@ const decodeSegment = (segment: string | undefined): string => {
   } catch {
     return segment
   }
-}
-
-/**
- * The providers cellgate knows, by name.
- *
- * @since 0.1.0
- * @category services
- */
-export class ProviderRegistry extends Context.Tag("@cellgate/core/ProviderRegistry")<ProviderRegistry, {
-  readonly get: (name: string) => Provider | undefined
-  readonly all: ReadonlyArray<Provider>
-}>() {
-  /**
-   * @since 0.1.0
-   * @category constructors
-   */
-  static readonly make = (providers: ReadonlyArray<Provider>): ProviderRegistry["Type"] => {
-    const byName = new Map(providers.map((p) => [p.name, p] as const))
-    return ProviderRegistry.of({ get: (name) => byName.get(name), all: providers })
-  }
-  /**
-   * @since 0.1.0
-   * @category layers
-   */
-  static readonly layerFrom = (providers: ReadonlyArray<Provider>): Layer.Layer<ProviderRegistry> =>
-    Layer.succeed(ProviderRegistry, ProviderRegistry.make(providers))
 }
 
 /**

@@ -3,11 +3,13 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option } from "effect"
+import { Array as Arr, Effect, Option, Order } from "effect"
 import type { Region } from "./Domain.js"
+import type { StoreUnavailable } from "./Errors.js"
 import { RegionNotFound } from "./Errors.js"
 import type { IntegrationId, OrganizationId, RegionName } from "./Ids.js"
-import { OrgRepo, RegionDirectory } from "./Services.js"
+import { OrgRepo } from "./OrgRepo.js"
+import { RegionDirectory } from "./RegionDirectory.js"
 
 /**
  * The organizations and regions an integration resolves to: organization ids ascending, regions sorted by name and
@@ -21,24 +23,25 @@ export interface Resolution {
   readonly regions: ReadonlyArray<Region>
 }
 
-const ascending = (a: number, b: number) => a - b
-const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+const EMPTY: Resolution = { organizations: [], regions: [] }
 
 /**
- * Active organization links → existing organizations (missing rows skipped) → their regions, sorted by name and
- * deduplicated. A region name the directory does not know fails with `RegionNotFound`.
+ * `resolveRegions` over the ports given (what the gateway's providers use: the ports were looked up once).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category resolution
  */
-export const resolveRegions = Effect.fn("resolveRegions")(function*(integrationId: IntegrationId) {
-  const orgRepo = yield* OrgRepo
-  const directory = yield* RegionDirectory
+export const resolveWith = Effect.fn("resolveRegions")(function*(
+  orgRepo: OrgRepo["Type"],
+  directory: RegionDirectory["Type"],
+  integrationId: IntegrationId
+) {
   const linked = yield* orgRepo.activeOrganizationIds(integrationId)
-  if (linked.length === 0) return { organizations: [], regions: [] } satisfies Resolution
+  if (linked.length === 0) return EMPTY
   const organizations = yield* orgRepo.byIds(Array.from(new Set(linked)))
-  const orgIds = Array.from(new Set(organizations.map((o) => o.id))).sort(ascending)
-  const names = Array.from(new Set(organizations.map((o) => o.region))).sort(byName)
+  // sorted, then unique: `dedupeAdjacent` is linear once equal values are neighbours
+  const orgIds = Arr.dedupeAdjacent(Arr.sort(organizations.map((o) => o.id), Order.number))
+  const names = Arr.dedupeAdjacent(Arr.sort(organizations.map((o) => o.region), Order.string))
   const regions: Array<Region> = []
   for (const name of names) {
     const region = yield* directory.byName(name)
@@ -47,6 +50,21 @@ export const resolveRegions = Effect.fn("resolveRegions")(function*(integrationI
   }
   return { organizations: orgIds, regions } satisfies Resolution
 })
+
+/**
+ * Active organization links → existing organizations (missing rows skipped) → their regions, sorted by name and
+ * deduplicated. A region name the directory does not know fails with `RegionNotFound`.
+ *
+ * @since 0.1.0
+ * @category resolution
+ */
+export const resolveRegions = (
+  integrationId: IntegrationId
+): Effect.Effect<Resolution, RegionNotFound | StoreUnavailable, OrgRepo | RegionDirectory> =>
+  Effect.flatMap(
+    Effect.zip(OrgRepo, RegionDirectory),
+    ([orgRepo, directory]) => resolveWith(orgRepo, directory, integrationId)
+  )
 
 /**
  * @since 0.1.0

@@ -5,7 +5,7 @@
  *
  * @since 0.2.0
  */
-import { Clock, Context, Effect } from "effect"
+import { Array as Arr, Clock, Context, Effect, Order } from "effect"
 import type { StoreUnavailable } from "./Errors.js"
 
 /**
@@ -83,7 +83,7 @@ export const makeThrottle = (intervalMs: number = LOG_INTERVAL_MS): Throttle => 
       count++
       if (operations.size < 32) operations.add(error.operation)
       if (lastLineAt !== undefined && now - lastLineAt < intervalMs && now >= lastLineAt) return undefined
-      const line: OutageLine = { count, operations: Array.from(operations).sort(), error: detail(error) }
+      const line: OutageLine = { count, operations: Arr.sort(operations, Order.string), error: detail(error) }
       lastLineAt = now
       count = 0
       operations = new Set()

@@ -1,13 +1,54 @@
 /**
- * The volume gate's rule (ROUTING.md §4: more than `limit` webhooks of one key in a fixed window turns bucketing on
- * for `holdMs`), and `buffered`, which keeps the store's shared counter off the hot path.
+ * The volume gate port (ROUTING.md §4: more than `limit` webhooks of one key in a fixed window turns bucketing on
+ * for `holdMs`): its tag, its models, the rule every store applies (`volumeHit`), its memory layer, a gate that
+ * counts nothing (`layerNoop`, for `explain`), and `layerBuffered`, which keeps the store's shared counter off the hot
+ * path.
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Layer } from "effect"
-import type { VolumePolicy, VolumeVerdict } from "./Services.js"
-import { VolumeGate } from "./Services.js"
+import { Clock, Context, Effect, Layer } from "effect"
+import type { StoreUnavailable } from "./Errors.js"
 import * as StoreOutage from "./StoreOutage.js"
+
+/**
+ * The per-integration hourly webhook counter behind mailbox bucketing. Kept in the store, so every gateway process
+ * sees the same count.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class VolumeGate extends Context.Tag("@cellgate/core/VolumeGate")<VolumeGate, {
+  /**
+   * Counts one webhook for `key` at `now` (epoch ms) and tells whether bucketing is on: once more than `limit`
+   * webhooks arrive in one fixed window of `windowMs`, bucketing stays on for `holdMs`. `switched` is true on the
+   * call that turned it on. `count` (default 1) counts several webhooks at once (see `layerBuffered`).
+   */
+  readonly hit: (
+    key: string,
+    now: number,
+    policy: VolumePolicy,
+    count?: number
+  ) => Effect.Effect<VolumeVerdict, StoreUnavailable>
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface VolumePolicy {
+  readonly limit: number
+  readonly windowMs: number
+  readonly holdMs: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface VolumeVerdict {
+  readonly bucketed: boolean
+  readonly switched: boolean
+}
 
 /**
  * The counter of one key.
@@ -67,7 +108,7 @@ export const volumeHit = (
  * @since 0.1.0
  * @category layers
  */
-export const buffered = (
+export const layerBuffered = (
   options: { readonly flushIntervalMs?: number } = {}
 ): Layer.Layer<VolumeGate, never, VolumeGate> =>
   Layer.scoped(
@@ -119,3 +160,27 @@ export const buffered = (
       })
     })
   )
+
+/**
+ * The volume gate in memory (one process only).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<VolumeGate> = Layer.sync(VolumeGate, () => {
+  const counters = new Map<string, VolumeCounter>()
+  return VolumeGate.of({
+    hit: (key, now, policy, count) => Effect.sync(() => volumeHit(counters, key, now, policy, count))
+  })
+})
+
+const notBucketed: Effect.Effect<VolumeVerdict> = Effect.succeed({ bucketed: false, switched: false })
+
+/**
+ * A gate that counts nothing and never buckets (`explain` routes with it, so that explaining a webhook does not
+ * count as one).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerNoop: Layer.Layer<VolumeGate> = Layer.succeed(VolumeGate, VolumeGate.of({ hit: () => notBucketed }))

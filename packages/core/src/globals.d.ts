@@ -32,8 +32,6 @@ declare global {
       digest(algorithm: "SHA-256", data: Uint8Array): Promise<ArrayBuffer>
     }
   }
-  function atob(data: string): string
-  function btoa(data: string): string
 }
 
 export {}

@@ -6,7 +6,15 @@
  */
 import * as Memory from "@cellgate/adapters/Memory"
 import type { RouteOutcome, WebhookRequest } from "@cellgate/core"
-import { jiraServerToken, Outbox, Providers, Redaction, routeWebhook, VolumeGate } from "@cellgate/core"
+import {
+  Gateway as GatewayService,
+  jiraServerToken,
+  Outbox,
+  Providers,
+  Redaction,
+  RegionClient,
+  VolumeGate
+} from "@cellgate/core"
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -18,7 +26,7 @@ import { ConfigError } from "./Config.js"
 import * as Demo from "./Demo.js"
 import * as Gateway from "./Gateway.js"
 import * as Logging from "./Logging.js"
-import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported, withCaches } from "./Stores.js"
+import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported } from "./Stores.js"
 import * as Worker from "./Worker.js"
 
 /**
@@ -61,28 +69,30 @@ const serve = Command.make("serve", {
   demo: Options.boolean("demo").pipe(Options.withDescription("start local region stubs and print a ready curl"))
 }, ({ config: file, demo, noWorker, port }) =>
   Effect.gen(function*() {
-    const config = yield* loadConfig(file)
-    const sink = Logging.stdoutSink
-    sink.hold()
-    return yield* Effect.scoped(Effect.gen(function*() {
-      if (demo) yield* Demo.startRegionStubs(config)
-      const running = yield* Gateway.start(config, {
-        worker: !noWorker,
-        ...(Option.isSome(port) ? { port: port.value } : {})
-      })
-      yield* println(`cellgate listening on ${running.url}`)
-      if (demo) yield* Demo.printCurl(config, running.url)
-      sink.release()
-      if (config.store.kind === "memory") {
-        yield* Effect.logWarning(
-          "memory store: acknowledged webhooks live only in this process and are lost when it stops"
-        )
-      }
-      yield* Effect.logInfo("listening").pipe(Effect.annotateLogs({ url: running.url, worker: !noWorker }))
-      yield* Effect.addFinalizer(() => Effect.logInfo("shutting down"))
-      return yield* Effect.never
-    })).pipe(Effect.ensuring(Effect.sync(() => sink.release())))
-  }).pipe(Effect.provide(Logging.layer(Logging.stdoutSink)))).pipe(
+    const sink = yield* Logging.stdoutSink
+    return yield* Effect.gen(function*() {
+      const config = yield* loadConfig(file)
+      sink.hold()
+      return yield* Effect.scoped(Effect.gen(function*() {
+        if (demo) yield* Demo.startRegionStubs(config)
+        const running = yield* Gateway.start(config, {
+          worker: !noWorker,
+          ...(Option.isSome(port) ? { port: port.value } : {})
+        })
+        yield* println(`cellgate listening on ${running.url}`)
+        if (demo) yield* Demo.printCurl(config, running.url)
+        sink.release()
+        if (config.store.kind === "memory") {
+          yield* Effect.logWarning(
+            "memory store: acknowledged webhooks live only in this process and are lost when it stops"
+          )
+        }
+        yield* Effect.logInfo("listening").pipe(Effect.annotateLogs({ url: running.url, worker: !noWorker }))
+        yield* Effect.addFinalizer(() => Effect.logInfo("shutting down"))
+        return yield* Effect.never
+      })).pipe(Effect.ensuring(Effect.sync(() => sink.release())))
+    }).pipe(Effect.provide(Logging.layer(sink)))
+  }).pipe(Effect.scoped)).pipe(
     Command.withDescription("run the gateway (and the delivery worker unless --no-worker)")
   )
 
@@ -100,31 +110,38 @@ const worker = Command.make("worker", { config: configOption }, ({ config: file 
       })
     }
     return yield* Worker.run(config).pipe(
-      Effect.provide(Layer.provideMerge(regionClientLayer, withCaches(storeLayer(config.store))))
+      Effect.provide(Layer.provideMerge(regionClientLayer, storeLayer(config.store)))
     )
-  }).pipe(Effect.provide(Logging.layer(Logging.stdoutSink)))).pipe(
+  }).pipe(Effect.provide(Logging.layerStdout))).pipe(
     Command.withDescription("run only the delivery worker (PostgreSQL store)")
   )
 
 // explain -----------------------------------------------------------------------------------------------------
 
-const noVolumeGate = Layer.succeed(
-  VolumeGate,
-  VolumeGate.of({ hit: () => Effect.succeed({ bucketed: false, switched: false }) })
+/** `route` sends nothing: a region client that is never called. */
+const noRegionClient = Layer.succeed(
+  RegionClient.RegionClient,
+  RegionClient.RegionClient.of({ send: () => Effect.dieMessage("explain sends nothing") })
 )
 
 /**
- * The layers `explain` reads through: the configuration's `directory` when it has one (what `serve` would import),
- * else the store's; a volume gate that counts nothing; no outbox, region client or control side.
+ * The `Gateway.Gateway` `explain` routes with (`route` only): core's `Gateway.layer` over the configuration's
+ * `directory` when it has one (what `serve` would import, with an empty memory outbox that `route` never writes),
+ * else the store's; a volume gate that counts nothing (`VolumeGate.layerNoop`); a region client that is never called;
+ * no control side.
  *
  * @since 0.1.0
  * @category explain
  */
 export const explainLayer = (config: Config) => {
   const directory = config.directory !== undefined
-    ? Memory.directoryLayer(config.directory)
+    ? Layer.merge(Memory.directoryLayer(config.directory), Memory.outboxLayer)
     : storeLayer(config.store)
-  return Layer.mergeAll(directory, noVolumeGate, providerSecretsLayer(config), Providers.layer())
+  return GatewayService.layer.pipe(
+    Layer.provide(
+      Layer.mergeAll(directory, VolumeGate.layerNoop, noRegionClient, providerSecretsLayer(config), Providers.layer())
+    )
+  )
 }
 
 /**
@@ -179,7 +196,9 @@ const explain = Command.make("explain", {
       body,
       receivedAt: Date.now()
     }
-    const outcome = yield* routeWebhook(request).pipe(Effect.provide(explainLayer(config)))
+    const outcome = yield* Effect.flatMap(GatewayService.Gateway, (gateway) => gateway.route(request)).pipe(
+      Effect.provide(explainLayer(config))
+    )
     yield* println(JSON.stringify(explainJson(outcome)))
   }).pipe(Effect.provide(Logging.layer(stderrSink)))).pipe(
     Command.withDescription("show how a request would be routed, without side effects")
@@ -195,10 +214,10 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 /** Runs `f` on the configuration's store; logs go to stderr. */
-const withOutbox = <A, E>(file: string, f: (outbox: Outbox["Type"]) => Effect.Effect<A, E>) =>
+const withOutbox = <A, E>(file: string, f: (outbox: Outbox.Outbox["Type"]) => Effect.Effect<A, E>) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(file)
-    return yield* Effect.flatMap(Outbox, f).pipe(Effect.provide(storeLayer(config.store)))
+    return yield* Effect.flatMap(Outbox.Outbox, f).pipe(Effect.provide(storeLayer(config.store)))
   }).pipe(Effect.provide(Logging.layer(stderrSink)))
 
 const mailboxes = Command.make(

@@ -1,13 +1,15 @@
 /**
  * The configuration file of INTERFACES.md as a `Schema`: every key optional with its default, secrets written
- * `{ "env": "NAME" }` resolved from the environment, the `directory` section decoded with core's `Directory`.
+ * `{ "env": "NAME" }` resolved from the environment by the `Secret` schema (`ConfigFile`), the `directory` section
+ * decoded with core's `Directory`.
  *
  * @since 0.1.0
  */
-import { Delivery, Directory } from "@cellgate/core"
+import { DeliverySettings, Directory } from "@cellgate/core"
 import type { Redacted } from "effect"
-import { Data, Effect, Either, ParseResult, Schema } from "effect"
+import { Context, Data, Effect, Either, Option, ParseResult, Schema, SchemaAST as AST } from "effect"
 import * as Fs from "node:fs"
+import * as Ingress from "./internal/Ingress.js"
 
 /**
  * @since 0.1.0
@@ -16,7 +18,9 @@ import * as Fs from "node:fs"
 export const ServerConfig = Schema.Struct({
   host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
   port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 8080 }),
-  maxBodyBytes: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1_048_576 }),
+  maxBodyBytes: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), {
+    default: () => Ingress.DEFAULT_MAX_BODY_BYTES
+  }),
   readTimeoutMs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10_000 })
 })
 
@@ -63,37 +67,14 @@ export const StoreConfig = Schema.Union(SqliteStore, PostgresStore, MemoryStore)
  */
 export type StoreConfig = typeof StoreConfig.Type
 
-const nonNegative = Schema.Number.pipe(Schema.nonNegative())
-const positiveInt = Schema.Int.pipe(Schema.positive())
-
-const deliveryDefaults = Delivery.defaultDeliveryConfig
-
 /**
- * The `delivery` section (the worker's settings; defaults from core's `Delivery.defaultDeliveryConfig`).
+ * The `delivery` section (the worker's settings): core's `DeliverySettings.Settings`, declared there once with its
+ * defaults.
  *
  * @since 0.1.0
  * @category models
  */
-export const DeliveryConfig = Schema.Struct({
-  pollIntervalMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.pollIntervalMs }),
-  requestTimeoutMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.requestTimeoutMs }),
-  maxAttempts: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAttempts }),
-  backoffBaseMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.backoffBaseMs }),
-  backoffRate: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)), {
-    default: () => deliveryDefaults.backoffRate
-  }),
-  backoffMaxMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.backoffMaxMs }),
-  jitter: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => deliveryDefaults.jitter }),
-  retryAfterMaxMs: Schema.optionalWith(nonNegative, { default: () => deliveryDefaults.retryAfterMaxMs }),
-  maxAgeMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAgeMs }),
-  skipOnFailureProviders: Schema.optionalWith(Schema.Array(Schema.String), {
-    default: () => deliveryDefaults.skipOnFailureProviders
-  }),
-  concurrency: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.concurrency }),
-  leaseMs: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.leaseMs }),
-  claimBatch: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.claimBatch }),
-  maxAnswerBytes: Schema.optionalWith(positiveInt, { default: () => deliveryDefaults.maxAnswerBytes })
-})
+export const DeliveryConfig = DeliverySettings.Settings
 /**
  * @since 0.1.0
  * @category models
@@ -120,7 +101,7 @@ export const ProvidersConfig = Schema.Record({
 })
 
 /**
- * The whole file. Secrets are already resolved here (see `load`).
+ * The whole configuration, secrets as strings (`make`); the file, with `{ "env": … }` secrets, is `ConfigFile`.
  *
  * @since 0.1.0
  * @category models
@@ -131,7 +112,7 @@ export const Config = Schema.Struct({
     default: () => ({ kind: "sqlite", path: "./data/cellgate.db", synchronous: "full" }) as const
   }),
   control: Schema.optionalWith(ControlConfig, { default: () => ({}) }),
-  delivery: Schema.optionalWith(DeliveryConfig, { default: () => Schema.decodeSync(DeliveryConfig)({}) }),
+  delivery: Schema.optionalWith(DeliveryConfig, { default: () => DeliverySettings.defaults }),
   providers: Schema.optionalWith(ProvidersConfig, { default: () => ({}) }),
   directory: Schema.optional(Directory)
 })
@@ -163,92 +144,127 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
   }
 }
 
-type Json = unknown
+/**
+ * Where `{ "env": "NAME" }` secrets are read from while a configuration is decoded (default `process.env`).
+ *
+ * @since 0.2.0
+ * @category secrets
+ */
+export class SecretEnvironment extends Context.Reference<SecretEnvironment>()(
+  "@cellgate/http/Config/SecretEnvironment",
+  { defaultValue: (): Readonly<Record<string, string | undefined>> => process.env }
+) {}
 
-const isObject = (v: Json): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v)
+const SECRET_SHAPE = "a secret is a string or { \"env\": \"NAME\" } (the value is not shown)"
 
 /**
- * Replaces every `{ "env": "NAME" }` at a secret's place with the variable's value. Unset variables are issues
- * that name the field.
+ * `{ "env": "NAME" }`: a secret read from an environment variable (exactly that one key).
  *
- * @since 0.1.0
- * @category utils
+ * @since 0.2.0
+ * @category secrets
  */
-export const resolveSecrets = (
-  raw: Json,
-  env: Readonly<Record<string, string | undefined>>
-): { readonly value: Json; readonly issues: ReadonlyArray<{ path: string; message: string }> } => {
-  const issues: Array<{ path: string; message: string }> = []
-  const resolve = (value: Json, path: string): Json => {
-    if (!isObject(value) || !("env" in value)) return value
-    const name = value.env
-    const keys = Object.keys(value)
-    if (typeof name !== "string" || name === "" || keys.length !== 1) {
-      issues.push({ path, message: "a secret is a string or { \"env\": \"NAME\" }" })
-      return value
-    }
-    const v = env[name]
-    if (v === undefined || v === "") {
-      issues.push({ path, message: `environment variable ${name} is not set` })
-      return value
-    }
-    return v
+export const EnvReference = Schema.Struct({ env: Schema.String.pipe(Schema.nonEmptyString()) }).annotations({
+  identifier: "EnvReference",
+  parseOptions: { onExcessProperty: "error" }
+})
+
+/**
+ * A secret as the configuration file writes it: the string itself, or `{ "env": "NAME" }` resolved from
+ * `SecretEnvironment` (an unset or empty variable is an issue naming the field). Decodes to the string; the field's
+ * own schema (`Schema.Redacted`, `RegionSecret`…) takes it from there. Its messages never show the value.
+ *
+ * @since 0.2.0
+ * @category secrets
+ */
+export const Secret = Schema.transformOrFail(
+  Schema.Union(Schema.String, EnvReference).annotations({
+    message: () => ({ message: SECRET_SHAPE, override: true })
+  }),
+  Schema.String,
+  {
+    strict: true,
+    decode: (input, _, ast) =>
+      typeof input === "string"
+        ? ParseResult.succeed(input)
+        : Effect.flatMap(SecretEnvironment, (env) => {
+          const value = env[input.env]
+          return value === undefined || value === ""
+            ? ParseResult.fail(new ParseResult.Type(ast, input, `environment variable ${input.env} is not set`))
+            : ParseResult.succeed(value)
+        }),
+    encode: ParseResult.succeed
   }
-  const clone = (value: Json): Json => JSON.parse(JSON.stringify(value))
-  if (!isObject(raw)) return { value: raw, issues }
-  const out = clone(raw) as Record<string, Json>
-  if (isObject(out.store) && "url" in out.store) out.store.url = resolve(out.store.url, "store.url")
-  if (isObject(out.providers)) {
-    for (const [name, p] of Object.entries(out.providers)) {
-      if (isObject(p) && "webhookSecret" in p) {
-        p.webhookSecret = resolve(p.webhookSecret, `providers.${name}.webhookSecret`)
-      }
-    }
+).annotations({ identifier: "Secret" })
+
+const isRedactedDeclaration = (ast: AST.AST): boolean =>
+  ast._tag === "Declaration" &&
+  Option.exists(
+    AST.getTypeConstructorAnnotation(ast),
+    (c) => typeof c === "object" && c !== null && (c as { _tag?: unknown })._tag === "effect/Redacted"
+  )
+
+/**
+ * `schema` with `Secret` in front of every secret field: every `Schema.Redacted` value (the configuration's own
+ * fields and those of core's `Directory`) is decoded from `Secret`'s input, so "which fields are secrets" is said
+ * once, by the schemas, and a secret field added to a schema accepts `{ "env": … }` with no list to update.
+ */
+const withSecrets = (ast: AST.AST): AST.AST => {
+  switch (ast._tag) {
+    case "Transformation":
+      return isRedactedDeclaration(ast.to)
+        ? new AST.Transformation(
+          Schema.compose(Secret, Schema.make(ast.from), { strict: false }).ast,
+          ast.to,
+          ast.transformation,
+          ast.annotations
+        )
+        : new AST.Transformation(withSecrets(ast.from), ast.to, ast.transformation, ast.annotations)
+    case "TypeLiteral":
+      return new AST.TypeLiteral(
+        ast.propertySignatures.map((ps) =>
+          new AST.PropertySignature(ps.name, withSecrets(ps.type), ps.isOptional, ps.isReadonly, ps.annotations)
+        ),
+        ast.indexSignatures.map((is) => new AST.IndexSignature(is.parameter, withSecrets(is.type), is.isReadonly)),
+        ast.annotations
+      )
+    case "Union":
+      return AST.Union.make(ast.types.map(withSecrets), ast.annotations)
+    case "TupleType":
+      return new AST.TupleType(
+        ast.elements.map((e) => new AST.OptionalType(withSecrets(e.type), e.isOptional, e.annotations)),
+        ast.rest.map((r) => new AST.Type(withSecrets(r.type), r.annotations)),
+        ast.isReadonly,
+        ast.annotations
+      )
+    case "Refinement":
+      return new AST.Refinement(withSecrets(ast.from), ast.filter, ast.annotations)
+    case "Suspend":
+      return new AST.Suspend(() => withSecrets(ast.f()), ast.annotations)
+    default:
+      return ast
   }
-  const dir = out.directory
-  if (isObject(dir)) {
-    if (Array.isArray(dir.regions)) {
-      dir.regions.forEach((r, i) => {
-        if (isObject(r) && "secret" in r) r.secret = resolve(r.secret, `directory.regions.${i}.secret`)
-      })
-    }
-    if (Array.isArray(dir.integrations)) {
-      dir.integrations.forEach((it, i) => {
-        if (!isObject(it) || !isObject(it.metadata)) return
-        const m = it.metadata
-        for (const key of ["webhookSecret", "sharedSecret"]) {
-          if (key in m) m[key] = resolve(m[key], `directory.integrations.${i}.metadata.${key}`)
-        }
-      })
-    }
-  }
-  return { value: out, issues }
 }
+
+/**
+ * The configuration file: `Config` with `Secret` at every secret field (`store.url`, `providers.*.webhookSecret`,
+ * `directory.regions.*.secret`, `directory.integrations.*.metadata.webhookSecret` / `sharedSecret` today), so
+ * `{ "env": "NAME" }` is accepted there and resolved from `SecretEnvironment`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const ConfigFile: Schema.Schema<Config, ConfigInput> = Schema.make(withSecrets(Config.ast))
 
 const formatPath = (path: ReadonlyArray<PropertyKey>) => path.map(String).join(".")
 
-/** Drops the "Expected undefined" alternatives of optional keys; merges literal alternatives of one path. */
-const SECRET_KEYS = new Set(["secret", "webhookSecret", "sharedSecret", "signingSecret"])
-
-/** Whether a field holds a secret (at or under it): an issue there never shows the value it got. */
-const isSecretPath = (path: ReadonlyArray<PropertyKey>): boolean =>
-  path.some((key) => SECRET_KEYS.has(String(key))) || (path[0] === "store" && path[1] === "url")
-
-/** A message about a secret field with the value it got (Schema's `, actual …`) left out. */
-const secretMessage = (message: string): string => {
-  const cut = message.search(/,?\s*actual\b/)
-  const kept = cut === -1 ? message : message.slice(0, cut)
-  return `${kept} (a secret is a string or { "env": "NAME" }; the value is not shown)`
-}
-
+/** Drops the "Expected undefined" alternatives of optional keys; merges the alternatives of one path. */
 const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) => {
   const byPath = new Map<string, Array<string>>()
   for (const issue of issues) {
     if (issue.message.startsWith("Expected undefined")) continue
     const path = formatPath(issue.path)
-    const message = isSecretPath(issue.path) ? secretMessage(issue.message) : issue.message
     const list = byPath.get(path) ?? []
-    if (!list.includes(message)) list.push(message)
+    if (!list.includes(issue.message)) list.push(issue.message)
     byPath.set(path, list)
   }
   return Array.from(byPath, ([path, messages]) => ({
@@ -258,7 +274,7 @@ const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) 
 }
 
 /**
- * Decodes a parsed configuration (secrets resolved from `env`).
+ * Decodes a parsed configuration file (`ConfigFile`: secrets resolved from `env`, default `process.env`).
  *
  * @since 0.1.0
  * @category constructors
@@ -268,12 +284,13 @@ export const decode = (
   options: { readonly file?: string; readonly env?: Readonly<Record<string, string | undefined>> } = {}
 ): Either.Either<Config, ConfigError> => {
   const file = options.file ?? "<config>"
-  if (!isObject(raw)) {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     return Either.left(new ConfigError({ file, issues: [{ path: "", message: "the configuration is a JSON object" }] }))
   }
-  const { issues, value } = resolveSecrets(raw, options.env ?? process.env)
-  if (issues.length > 0) return Either.left(new ConfigError({ file, issues }))
-  return Schema.decodeUnknownEither(Config, { errors: "all" })(value).pipe(
+  const decoded = Schema.decodeUnknown(ConfigFile, { errors: "all" })(raw)
+  return Effect.runSync(Effect.either(
+    options.env === undefined ? decoded : Effect.provideService(decoded, SecretEnvironment, options.env)
+  )).pipe(
     Either.mapLeft((error) =>
       new ConfigError({
         file,

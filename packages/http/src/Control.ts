@@ -9,11 +9,10 @@ import * as HttpExchange from "@cellgate/adapters/HttpExchange"
 import type { WebhookRequest, WebhookResponse } from "@cellgate/core"
 import {
   ControlHandler,
-  controlNotFound,
-  DEFAULT_MAX_ANSWER_BYTES,
   errorResponse,
   GatewaySettings,
   Metrics,
+  RegionClient,
   relayableHeaders,
   withoutHopByHop
 } from "@cellgate/core"
@@ -44,13 +43,13 @@ export interface ProxyOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const proxy = (upstream: string, options: ProxyOptions = {}): ControlHandler["Type"] => {
+export const proxy = (upstream: string, options: ProxyOptions = {}): ControlHandler.ControlHandler["Type"] => {
   const timeoutMs = options.timeoutMs ?? 30_000
-  return ControlHandler.of({
+  return ControlHandler.ControlHandler.of({
     handle: (request: WebhookRequest) =>
       Effect.flatMap(
-        GatewaySettings,
-        ({ maxAnswerBytes = DEFAULT_MAX_ANSWER_BYTES }) =>
+        GatewaySettings.GatewaySettings,
+        ({ maxAnswerBytes = RegionClient.DEFAULT_MAX_ANSWER_BYTES }) =>
           HttpExchange.exchange(options.agents, upstream, {
             method: request.method,
             path: request.path,
@@ -101,9 +100,14 @@ export const proxy = (upstream: string, options: ProxyOptions = {}): ControlHand
  * @since 0.1.0
  * @category layers
  */
-export const layer = (control: { readonly upstream?: string | undefined }): Layer.Layer<ControlHandler> => {
+export const layer = (
+  control: { readonly upstream?: string | undefined }
+): Layer.Layer<ControlHandler.ControlHandler> => {
   const upstream = control.upstream
   return upstream === undefined
-    ? Layer.succeed(ControlHandler, controlNotFound)
-    : Layer.scoped(ControlHandler, Effect.map(HttpExchange.makeAgents(), (agents) => proxy(upstream, { agents })))
+    ? Layer.succeed(ControlHandler.ControlHandler, ControlHandler.notFound)
+    : Layer.scoped(
+      ControlHandler.ControlHandler,
+      Effect.map(HttpExchange.makeAgents(), (agents) => proxy(upstream, { agents }))
+    )
 }

@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import type { ControlHandler, ProviderRegistry, ProviderSecrets, RegionClient, StoreUnavailable } from "@cellgate/core"
-import { Delivery, DirectoryStore } from "@cellgate/core"
+import type { ControlHandler, Provider, ProviderRegistry, RegionClient, StoreUnavailable } from "@cellgate/core"
+import { DirectoryStore, Gateway as GatewayService } from "@cellgate/core"
 import type { Scope } from "effect"
 import type { Context } from "effect"
 import { Effect, Either, Exit, Layer, Scope as ScopeModule } from "effect"
@@ -15,7 +15,7 @@ import * as Logging from "./Logging.js"
 import type { ListenError, RunningServer } from "./Server.js"
 import * as Server from "./Server.js"
 import type { GatewayOverrides, StoreNotSupported, StoreServices } from "./Stores.js"
-import { gatewayLayer, storeLayer, withCaches } from "./Stores.js"
+import { gatewayLayer, storeLayer } from "./Stores.js"
 import * as Worker from "./Worker.js"
 
 /**
@@ -47,15 +47,15 @@ export interface Gateway extends RunningServer {
  * @category models
  */
 export type GatewayServices =
+  | GatewayService.Gateway
   | StoreServices
-  | ProviderRegistry
-  | ProviderSecrets
-  | RegionClient
-  | ControlHandler
-  | Delivery.DeliveryWake
+  | ProviderRegistry.ProviderRegistry
+  | Provider.ProviderSecrets
+  | RegionClient.RegionClient
+  | ControlHandler.ControlHandler
 
 /**
- * Builds the store and services in the current scope, binds the port (INTERFACES.md: a `serve` that cannot listen
+ * Builds the store, the ports and `Gateway.Gateway` (core's `Gateway.layer`) in the current scope, binds the port (INTERFACES.md: a `serve` that cannot listen
  * changes nothing), imports the configuration's `directory` (replacing the store's), then starts answering (what
  * connected meanwhile was held) and, unless `worker: false`, forks the delivery worker. Closing the scope stops
  * accepting, lets in-flight requests finish, stops the worker (releasing its leases) and closes the store.
@@ -68,12 +68,12 @@ export const start = (
   options: StartOptions = {}
 ): Effect.Effect<Gateway, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    const store = withCaches(options.store ?? storeLayer(config.store))
-    const context = yield* Layer.build(
-      Layer.mergeAll(gatewayLayer(config, options), Delivery.wakeLayer, Worker.settingsLayer(config)).pipe(
-        Layer.provideMerge(store)
-      )
+    const store = options.store ?? storeLayer(config.store)
+    const ports = Layer.mergeAll(gatewayLayer(config, options), Worker.settingsLayer(config)).pipe(
+      Layer.provideMerge(store)
     )
+    // `Gateway.layer` looks the ports up once, here: the server's requests then run on `Gateway.Gateway` alone
+    const context = yield* Layer.build(GatewayService.layer.pipe(Layer.provideMerge(ports)))
     return yield* Effect.gen(function*() {
       // bind first: a gateway that cannot listen (the port is another's) fails before it changes the store; what
       // connects during the import is held, not answered, until the directory is in place
@@ -83,7 +83,7 @@ export const start = (
         ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {})
       })
       if (config.directory !== undefined) {
-        const directories = yield* DirectoryStore
+        const directories = yield* DirectoryStore.DirectoryStore
         yield* directories.importDirectory(config.directory)
       }
       yield* open
@@ -130,7 +130,10 @@ export const makeServer = async (
     decoded = result.right
   }
   const scope = Effect.runSync(ScopeModule.make())
-  const sink = options.log === undefined ? Logging.stdoutSink : Logging.makeSink(options.log)
+  // the stdout sink (and its exit hook) lives as long as the server: closed, with what it holds written, by `close`
+  const sink = options.log === undefined
+    ? Effect.runSync(ScopeModule.extend(Logging.stdoutSink, scope))
+    : Logging.makeSink(options.log)
   const running = await Effect.runPromise(
     start(decoded, options).pipe(
       ScopeModule.extend(scope),

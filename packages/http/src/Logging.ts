@@ -7,8 +7,8 @@
  * @since 0.1.0
  */
 import { Redaction } from "@cellgate/core"
-import type { Layer } from "effect"
-import { Cause, HashMap, Inspectable, Logger, Redacted } from "effect"
+import type { Scope } from "effect"
+import { Cause, Effect, HashMap, Inspectable, Layer, Logger, Redacted } from "effect"
 import * as Fs from "node:fs"
 
 const SECRET_HEADERS =
@@ -76,48 +76,69 @@ export const makeSink = (out: (line: string) => void): LogSink => {
 }
 
 /**
- * The process's stdout sink.
+ * Joins the lines written in one turn of the event loop into one write (stdout on a pipe is synchronous on Linux:
+ * one write per log line would put a system call on every request). While the scope is open, whatever is pending is
+ * written synchronously if the process exits; closing the scope writes it (through `write`) and removes that exit
+ * hook, so no hook outlives its sink, however many sinks a process makes.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export const stdoutSink: LogSink = makeSink(batched((text) => process.stdout.write(text)))
+export const batched = (
+  write: (text: string) => void,
+  fd = 1
+): Effect.Effect<(line: string) => void, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        let pending: Array<string> = []
+        let scheduled = false
+        const flush = () => {
+          scheduled = false
+          if (pending.length === 0) return
+          const text = pending.join("\n") + "\n"
+          pending = []
+          write(text)
+        }
+        const flushSync = () => {
+          if (pending.length === 0) return
+          try {
+            Fs.writeSync(fd, pending.join("\n") + "\n")
+          } catch {
+            // the descriptor is gone: nothing to do
+          }
+          pending = []
+        }
+        process.once("exit", flushSync)
+        const push = (line: string) => {
+          pending.push(line)
+          if (!scheduled) {
+            scheduled = true
+            setImmediate(flush)
+          }
+        }
+        return { push, flush, flushSync }
+      }),
+      ({ flush, flushSync }) =>
+        Effect.sync(() => {
+          process.off("exit", flushSync)
+          flush()
+        })
+    ),
+    ({ push }) => push
+  )
 
 /**
- * Joins the lines written in one turn of the event loop into one write (stdout on a pipe is synchronous on Linux:
- * one write per log line would put a system call on every request). Whatever is pending is written synchronously
- * when the process exits.
+ * A sink on the process's stdout, batched (see `batched`) for as long as the scope is open; closing the scope writes
+ * what is pending.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
-export function batched(write: (text: string) => void, fd = 1): (line: string) => void {
-  let pending: Array<string> = []
-  let scheduled = false
-  const flush = () => {
-    scheduled = false
-    if (pending.length === 0) return
-    const text = pending.join("\n") + "\n"
-    pending = []
-    write(text)
-  }
-  process.once("exit", () => {
-    if (pending.length === 0) return
-    try {
-      Fs.writeSync(fd, pending.join("\n") + "\n")
-    } catch {
-      // stdout gone: nothing to do
-    }
-    pending = []
-  })
-  return (line) => {
-    pending.push(line)
-    if (!scheduled) {
-      scheduled = true
-      setImmediate(flush)
-    }
-  }
-}
+export const stdoutSink: Effect.Effect<LogSink, never, Scope.Scope> = Effect.map(
+  batched((text) => process.stdout.write(text)),
+  makeSink
+)
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype
@@ -163,10 +184,17 @@ export const jsonLogger = (sink: LogSink): Logger.Logger<unknown, void> =>
   })
 
 /**
- * Replaces Effect's default logger with the JSON logger.
+ * Replaces Effect's default logger with the JSON logger writing to `sink`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (sink: LogSink = stdoutSink): Layer.Layer<never> =>
-  Logger.replace(Logger.defaultLogger, jsonLogger(sink))
+export const layer = (sink: LogSink): Layer.Layer<never> => Logger.replace(Logger.defaultLogger, jsonLogger(sink))
+
+/**
+ * The JSON logger on stdout (`stdoutSink`), flushed when the layer is released.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStdout: Layer.Layer<never> = Layer.unwrapScoped(Effect.map(stdoutSink, layer))

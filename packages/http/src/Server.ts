@@ -1,18 +1,21 @@
 /**
  * The HTTP adapter: a plain `node:http` server whose handler turns each request into a `WebhookRequest` and runs
- * core's `handleWebhook` on one prebuilt runtime (captured once; no layer is built per request). Measured: the
+ * core's `Gateway.Gateway` `handle` on one prebuilt runtime (the service and the runtime captured once, by `open`;
+ * no layer is built per request). The conversions are `internal/Ingress.ts`, shared with `WebhookApp`. Measured: the
  * `@effect/platform` `HttpRouter` + `NodeHttpServer` stack ran at ≈ 0.17× a bare `node:http` server for small
  * POSTs, `node:http` + one prebuilt runtime at ≈ 0.43× — see docs/gateway.md.
  *
  * @since 0.1.0
  */
-import type { GatewayContext, WebhookRequest, WebhookResponse } from "@cellgate/core"
-import { Delivery, errorResponse, handleWebhook, Metrics, StoreHealth } from "@cellgate/core"
+import type { WebhookResponse } from "@cellgate/core"
+import type { Outbox, RegionDirectory } from "@cellgate/core"
+import { Delivery, errorResponse, Gateway, ProviderRegistry, StoreHealth } from "@cellgate/core"
 import type { Fiber, Scope } from "effect"
 import { Cause, Data, Effect, Exit, Runtime } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
+import * as Ingress from "./internal/Ingress.js"
 import * as Prometheus from "./Prometheus.js"
 
 /**
@@ -61,34 +64,27 @@ export class ListenError extends Data.TaggedError("ListenError")<{ readonly mess
  */
 export interface BoundServer extends RunningServer {
   /** Starts answering, on the services of the calling fiber. */
-  readonly open: Effect.Effect<void, never, GatewayContext | StoreHealth>
+  readonly open: Effect.Effect<void, never, Services>
 }
 
-const EMPTY = new Uint8Array(0)
-
-/** The provider label of a path for requests answered before routing (413): bounded (a known provider, `control`
- * or `unknown`), by core's one label function. */
-const providerLabel = Metrics.pathLabel
-
-const ingressHeaders = (raw: Http.IncomingHttpHeaders): Record<string, string> => {
-  const out: Record<string, string> = {}
-  for (const key in raw) {
-    if (key.startsWith("x-cellgate-")) continue
-    const v = raw[key]
-    if (v === undefined) continue
-    out[key] = typeof v === "string" ? v : v.join(", ")
-  }
-  return out
-}
+/**
+ * What the server answers on: the gateway, the store's health (`/readyz`), the outbox and the regions (`/metrics`
+ * gauges) and the providers (the label of a 413).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Services =
+  | Gateway.Gateway
+  | StoreHealth.StoreHealth
+  | Outbox.Outbox
+  | RegionDirectory.RegionDirectory
+  | ProviderRegistry.ProviderRegistry
 
 const send = (res: Http.ServerResponse, response: WebhookResponse, closing: boolean) => {
   if (res.headersSent || res.destroyed) return
-  // a repeated header (several `Set-Cookie`) is an array: node:http writes each value as a header of its own
-  const headers = { ...response.headers } as Record<string, string | Array<string>>
-  if (closing) headers.connection = "close"
+  res.writeHead(response.status, Ingress.responseHeaders(response, closing))
   const body = response.body
-  headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length)
-  res.writeHead(response.status, headers)
   res.end(typeof body === "string" ? body : body.length === 0 ? undefined : body)
 }
 
@@ -98,9 +94,6 @@ const text = (status: number, body: string, contentType = "text/plain; charset=u
   body
 })
 
-/** The request target of an origin-form request (`/path?query`); `*` and absolute / authority forms are not. */
-const isOriginForm = (target: string): boolean => target.charCodeAt(0) === 47 /* "/" */
-
 /**
  * Binds the gateway's HTTP server in the current scope without answering anything (see `BoundServer`): a process
  * that cannot listen fails here, before it changes anything; `open` starts answering. Closing the scope shuts it down
@@ -108,7 +101,7 @@ const isOriginForm = (target: string): boolean => target.charCodeAt(0) === 47 /*
  * it never opened are cut at once).
  *
  * Routes: `GET /healthz` → 200 `ok`; `GET /readyz` → `StoreHealth.check` (200 `ready` / 503); `GET /metrics` →
- * Prometheus text; everything else → `handleWebhook`. A request target that is not a path (`OPTIONS *`,
+ * Prometheus text; everything else → `Gateway.Gateway` `handle`. A request target that is not a path (`OPTIONS *`,
  * `GET http://host/…`) → 400 `bad_request`. Bodies larger than `maxBodyBytes` → 413 JSON, checked on
  * `content-length` first (before `100 Continue` is sent to an `Expect: 100-continue` request) and counted while
  * reading.
@@ -119,8 +112,10 @@ const isOriginForm = (target: string): boolean => target.charCodeAt(0) === 47 /*
 export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenError, Scope.Scope> =>
   Effect.gen(function*() {
     // set by `open`; no request reaches `handler` before
-    let runFork!: <A, E>(effect: Effect.Effect<A, E, GatewayContext | StoreHealth>) => Fiber.RuntimeFiber<A, E>
-    let health!: StoreHealth["Type"]
+    let runFork!: <A, E>(effect: Effect.Effect<A, E, Services>) => Fiber.RuntimeFiber<A, E>
+    let health!: StoreHealth.StoreHealth["Type"]
+    let gateway!: Gateway.Gateway["Type"]
+    let registry!: ProviderRegistry.ProviderRegistry["Type"]
     let opened = false
     const held: Array<{
       readonly req: Http.IncomingMessage
@@ -138,12 +133,13 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
     }
 
     const run = (
-      effect: Effect.Effect<WebhookResponse, never, GatewayContext | StoreHealth>,
-      res: Http.ServerResponse
+      effect: Effect.Effect<WebhookResponse, never, Services>,
+      res: Http.ServerResponse,
+      close = false
     ) => {
       const fiber = runFork(effect)
       fiber.addObserver((exit) => {
-        if (Exit.isSuccess(exit)) send(res, exit.value, closing)
+        if (Exit.isSuccess(exit)) send(res, exit.value, close || closing)
         else {
           if (!Cause.isInterruptedOnly(exit.cause)) {
             runFork(Effect.logError("request failed", exit.cause))
@@ -151,16 +147,6 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
           send(res, errorResponse(500, "internal_error", "the gateway failed to handle the request"), closing)
         }
       })
-    }
-
-    const tooLarge = (path: string) => {
-      runFork(Effect.flatMap(providerLabel(path), (label) => Metrics.requestsTotal.update(1, label, "413")))
-      return errorResponse(413, "payload_too_large", `the body is larger than ${options.maxBodyBytes} bytes`)
-    }
-
-    const badTarget = (res: Http.ServerResponse) => {
-      runFork(Metrics.requestsTotal.update(1, "unknown", "400"))
-      send(res, errorResponse(400, "bad_request", "the request target is not a path"), true)
     }
 
     const handler = (
@@ -171,8 +157,8 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
     ) => {
       const method = req.method ?? "GET"
       const path = req.url ?? "/"
-      if (!isOriginForm(path)) {
-        badTarget(res)
+      if (!Ingress.isOriginForm(path)) {
+        run(Ingress.badTarget(), res, true)
         req.resume()
         return
       }
@@ -202,41 +188,21 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
           )
         }
       }
-      const declared = req.headers["content-length"]
-      if (declared !== undefined && Number(declared) > options.maxBodyBytes) {
-        send(res, tooLarge(path), true)
+      if (Ingress.declaredTooLarge(req.headers["content-length"], options.maxBodyBytes)) {
+        run(Ingress.tooLarge(path, options.maxBodyBytes, registry), res, true)
         req.resume()
         return
       }
       // `Expect: 100-continue` ('checkContinue'): the sender waits for this before it sends the body
       if (expectsContinue) res.writeContinue()
-      const chunks: Array<Buffer> = []
-      let size = 0
-      let rejected = false
-      req.on("data", (chunk: Buffer) => {
-        if (rejected) return
-        size += chunk.length
-        if (size > options.maxBodyBytes) {
-          rejected = true
-          chunks.length = 0
-          send(res, tooLarge(path), true)
-          return
+      Ingress.readBody(req, options.maxBodyBytes, (body) => {
+        if (body === "too_large") run(Ingress.tooLarge(path, options.maxBodyBytes, registry), res, true)
+        else if (body !== "aborted") {
+          run(
+            gateway.handle(Ingress.webhookRequest(method, path, Ingress.ingressHeaders(req.headers), body, receivedAt)),
+            res
+          )
         }
-        chunks.push(chunk)
-      })
-      req.on("error", () => {
-        rejected = true
-      })
-      req.on("end", () => {
-        if (rejected) return
-        const request: WebhookRequest = {
-          method,
-          path,
-          headers: ingressHeaders(req.headers),
-          body: chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
-          receivedAt
-        }
-        run(handleWebhook(request), res)
       })
     }
 
@@ -295,8 +261,10 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
     )
     const open = Effect.gen(function*() {
       if (opened) return
-      runFork = Runtime.runFork(yield* Effect.runtime<GatewayContext | StoreHealth>())
-      health = yield* StoreHealth
+      runFork = Runtime.runFork(yield* Effect.runtime<Services>())
+      health = yield* StoreHealth.StoreHealth
+      gateway = yield* Gateway.Gateway
+      registry = yield* ProviderRegistry.ProviderRegistry
       opened = true
       for (const h of held.splice(0)) {
         if (!h.res.destroyed) handler(h.req, h.res, h.receivedAt, h.expectsContinue)
@@ -323,5 +291,5 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
  */
 export const serve = (
   options: ServerOptions
-): Effect.Effect<RunningServer, ListenError, Scope.Scope | GatewayContext | StoreHealth> =>
+): Effect.Effect<RunningServer, ListenError, Scope.Scope | Services> =>
   Effect.flatMap(bind(options), ({ open, ...running }) => Effect.as(open, running))

@@ -6,17 +6,9 @@
  */
 import * as HttpRegionClient from "@cellgate/adapters/HttpRegionClient"
 import * as Memory from "@cellgate/adapters/Memory"
-import type * as SqlStoreModule from "@cellgate/adapters/SqlStore"
+import type * as SqlOutboxModule from "@cellgate/adapters/SqlOutbox"
 import type { ControlHandler, ProviderRegistry, RegionClient, StoreServices } from "@cellgate/core"
-import {
-  Directory,
-  DirectoryCache,
-  GatewaySettings,
-  Providers,
-  ProviderSecrets,
-  StoreUnavailable,
-  VolumeGates
-} from "@cellgate/core"
+import { Directory, GatewaySettings, Provider, Providers, StoreUnavailable } from "@cellgate/core"
 import { Data, Effect, Layer, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -61,22 +53,22 @@ const mkdirs = (dir: string) => {
   for (const d of missing.reverse()) Fs.mkdirSync(d)
 }
 
-/** The `SqlClient` that `SqlStore.sweepOrphans` runs on (without a direct dependency on `@effect/sql`). */
-type SqlClientService = Effect.Effect.Context<ReturnType<typeof SqlStoreModule.sweepOrphans>>
+/** The `SqlClient` that `SqlOutbox.sweepOrphans` runs on (without a direct dependency on `@effect/sql`). */
+type SqlClientService = Effect.Effect.Context<ReturnType<typeof SqlOutboxModule.sweepOrphans>>
 
 /** `OrphanSweep` over the store's `SqlClient` (the SQL stores: the worker runs it, see `Orphans.ts`). */
-const orphanSweepLayer = (SqlStore: typeof SqlStoreModule): Layer.Layer<OrphanSweep, never, SqlClientService> =>
+const orphanSweepLayer = (SqlOutbox: typeof SqlOutboxModule): Layer.Layer<OrphanSweep, never, SqlClientService> =>
   Layer.effect(
     OrphanSweep,
     Effect.map(Effect.context<SqlClientService>(), (context) => ({
       enabled: true,
-      sweep: (now: number) => Effect.provide(SqlStore.sweepOrphans(now), context)
+      sweep: (now: number) => Effect.provide(SqlOutbox.sweepOrphans(now), context)
     }))
   )
 
 /**
  * The store of the `store` section: `Sqlite.layer` (the file's folder is created), `Postgres.layer`, or memory. The
- * SQL stores also provide their `OrphanSweep` (a `Context.Reference`, so not in the type: the memory store's default
+ * SQL store layers bring their own directory cache and buffered volume gate. They also provide their `OrphanSweep` (a `Context.Reference`, so not in the type: the memory store's default
  * sweeps nothing), which the delivery worker runs.
  *
  * @since 0.1.0
@@ -99,12 +91,12 @@ export const storeLayer = (
         }).pipe(
           Effect.zipRight(
             Effect.promise(() =>
-              Promise.all([import("@cellgate/adapters/Sqlite"), import("@cellgate/adapters/SqlStore")])
+              Promise.all([import("@cellgate/adapters/Sqlite"), import("@cellgate/adapters/SqlOutbox")])
             )
           ),
-          Effect.map(([Sqlite, SqlStore]) =>
+          Effect.map(([Sqlite, SqlOutbox]) =>
             Layer.provideMerge(
-              orphanSweepLayer(SqlStore),
+              orphanSweepLayer(SqlOutbox),
               Sqlite.layerWithSql({ path, synchronous: store.synchronous })
             )
           )
@@ -116,29 +108,14 @@ export const storeLayer = (
       return Layer.unwrapEffect(
         Effect.map(
           Effect.promise(() =>
-            Promise.all([import("@cellgate/adapters/Postgres"), import("@cellgate/adapters/SqlStore")])
+            Promise.all([import("@cellgate/adapters/Postgres"), import("@cellgate/adapters/SqlOutbox")])
           ),
-          ([Postgres, SqlStore]) =>
-            Layer.provideMerge(orphanSweepLayer(SqlStore), Postgres.layerWithSql({ url: store.url }))
+          ([Postgres, SqlOutbox]) =>
+            Layer.provideMerge(orphanSweepLayer(SqlOutbox), Postgres.layerWithSql({ url: store.url }))
         )
       )
   }
 }
-
-/**
- * A store as the long-running processes use it: directory reads through a short-lived cache (`DirectoryCache`,
- * cleared by an import through it), and the volume counter counted in memory and added to the store's shared
- * counter once a second (`VolumeGates.buffered`), so that neither costs a store round trip per webhook.
- *
- * @since 0.1.0
- * @category layers
- */
-export const withCaches = <E>(store: Layer.Layer<StoreServices, E>): Layer.Layer<StoreServices, E> =>
-  Layer.mergeAll(
-    store,
-    VolumeGates.buffered().pipe(Layer.provide(store)),
-    DirectoryCache.layer().pipe(Layer.provide(store))
-  )
 
 /**
  * `RegionClient`: real HTTP to the regions (`HttpRegionClient` of `@cellgate/adapters`; no redirects, typed
@@ -147,7 +124,7 @@ export const withCaches = <E>(store: Layer.Layer<StoreServices, E>): Layer.Layer
  * @since 0.1.0
  * @category layers
  */
-export const regionClientLayer: Layer.Layer<RegionClient> = HttpRegionClient.layer
+export const regionClientLayer: Layer.Layer<RegionClient.RegionClient> = HttpRegionClient.layer
 
 /**
  * `ProviderSecrets` from the `providers` section.
@@ -155,10 +132,10 @@ export const regionClientLayer: Layer.Layer<RegionClient> = HttpRegionClient.lay
  * @since 0.1.0
  * @category layers
  */
-export const providerSecretsLayer = (config: Config): Layer.Layer<ProviderSecrets> =>
+export const providerSecretsLayer = (config: Config): Layer.Layer<Provider.ProviderSecrets> =>
   Layer.succeed(
-    ProviderSecrets,
-    ProviderSecrets.of({
+    Provider.ProviderSecrets,
+    Provider.ProviderSecrets.of({
       webhookSecret: (provider) => Option.fromNullable(config.providers[provider]?.webhookSecret)
     })
   )
@@ -171,9 +148,9 @@ export const providerSecretsLayer = (config: Config): Layer.Layer<ProviderSecret
  * @category models
  */
 export interface GatewayOverrides {
-  readonly providers?: Layer.Layer<ProviderRegistry>
-  readonly regionClient?: Layer.Layer<RegionClient>
-  readonly control?: Layer.Layer<ControlHandler>
+  readonly providers?: Layer.Layer<ProviderRegistry.ProviderRegistry>
+  readonly regionClient?: Layer.Layer<RegionClient.RegionClient>
+  readonly control?: Layer.Layer<ControlHandler.ControlHandler>
 }
 
 /**
@@ -186,13 +163,18 @@ export interface GatewayOverrides {
 export const gatewayLayer = (
   config: Config,
   overrides: GatewayOverrides = {}
-): Layer.Layer<ProviderRegistry | ProviderSecrets | RegionClient | ControlHandler> =>
+): Layer.Layer<
+  | ProviderRegistry.ProviderRegistry
+  | Provider.ProviderSecrets
+  | RegionClient.RegionClient
+  | ControlHandler.ControlHandler
+> =>
   Layer.mergeAll(
     overrides.providers ?? Providers.layer(),
     providerSecretsLayer(config),
     overrides.regionClient ?? regionClientLayer,
     overrides.control ?? Control.layer(config.control),
-    Layer.succeed(GatewaySettings, {
+    Layer.succeed(GatewaySettings.GatewaySettings, {
       requestTimeoutMs: config.delivery.requestTimeoutMs,
       maxAnswerBytes: config.delivery.maxAnswerBytes
     })

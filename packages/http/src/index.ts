@@ -1,5 +1,6 @@
 /**
- * @cellgate/http — the gateway: HTTP server, configuration file, the `cellgate` CLI.
+ * @cellgate/http — the gateway: HTTP server, configuration file, the `cellgate` CLI, and `WebhookApp` (cellgate as an
+ * `@effect/platform` `HttpApp`, for an application's own router).
  *
  * @since 0.1.0
  */
@@ -13,4 +14,5 @@ export * as Logging from "./Logging.js"
 export * as Prometheus from "./Prometheus.js"
 export * as Server from "./Server.js"
 export * as Stores from "./Stores.js"
+export * as WebhookApp from "./WebhookApp.js"
 export * as Worker from "./Worker.js"

@@ -6,14 +6,12 @@
 // `RegionDirectory`) and the memory outbox, posts one Jira Server webhook and prints one JSON line, which the test
 // reads: `{ "status": 202, "mailboxes": [...], "drivers": ... }`.
 //
-// TODO(lead): switch `handleWebhook` + `Effect.provide(Live)` to `Gateway.layer` / `Gateway.Gateway.handle` once
-// that exists (INTERFACES.md → "Library API").
+// `Gateway.layer` requires exactly the ports (no control side: it answers 404), so the composition below is all an
+// application writes.
 import { HttpRegionClient, Memory } from "@cellgate/adapters"
 import type { WebhookRequest } from "@cellgate/core"
 import {
-  ControlHandler,
-  controlNotFound,
-  handleWebhook,
+  Gateway,
   Integration,
   IntegrationRepo,
   jiraServerToken,
@@ -46,8 +44,8 @@ const regions = Schema.decodeUnknownSync(Schema.Array(Region))([
 ])
 
 const IntegrationRepoLive = Layer.succeed(
-  IntegrationRepo,
-  IntegrationRepo.of({
+  IntegrationRepo.IntegrationRepo,
+  IntegrationRepo.IntegrationRepo.of({
     byId: (id) => Effect.succeed(Arr.findFirst(integrations, (i) => i.id === id)),
     byExternalId: (provider, externalId) =>
       Effect.succeed(Arr.findFirst(integrations, (i) => i.provider === provider && i.externalId === externalId))
@@ -55,8 +53,8 @@ const IntegrationRepoLive = Layer.succeed(
 )
 
 const OrgRepoLive = Layer.succeed(
-  OrgRepo,
-  OrgRepo.of({
+  OrgRepo.OrgRepo,
+  OrgRepo.OrgRepo.of({
     activeOrganizationIds: (integrationId) =>
       Effect.succeed(
         links.filter((l) => l.integration === integrationId).flatMap((l) =>
@@ -68,23 +66,25 @@ const OrgRepoLive = Layer.succeed(
 )
 
 const RegionDirectoryLive = Layer.succeed(
-  RegionDirectory,
-  RegionDirectory.of({
+  RegionDirectory.RegionDirectory,
+  RegionDirectory.RegionDirectory.of({
     byName: (name) => Effect.succeed(Arr.findFirst(regions, (r) => r.name === name)),
     all: Effect.succeed(regions)
   })
 )
 
-const Live = Layer.mergeAll(
+const Ports = Layer.mergeAll(
   Providers.layer(),
   IntegrationRepoLive,
   OrgRepoLive,
   RegionDirectoryLive,
   Memory.volumeGateLayer,
   Memory.outboxLayer,
-  HttpRegionClient.layer,
-  Layer.succeed(ControlHandler, controlNotFound)
+  HttpRegionClient.layer
 )
+
+// the gateway over the ports, and the ports kept (the program reads the outbox)
+const Live = Layer.provideMerge(Gateway.layer, Ports)
 
 const program = Effect.gen(function*() {
   const token = yield* Effect.promise(() => jiraServerToken("jira-7", Redacted.make(SECRET)))
@@ -98,9 +98,10 @@ const program = Effect.gen(function*() {
     })),
     receivedAt: Date.now()
   }
-  const response = yield* handleWebhook(request)
-  const mailboxes = yield* Effect.flatMap(Outbox, (outbox) => outbox.mailboxes)
-  const control = yield* handleWebhook({ ...request, path: "/api/0/organizations/" })
+  const gateway = yield* Gateway.Gateway
+  const response = yield* gateway.handle(request)
+  const mailboxes = yield* Effect.flatMap(Outbox.Outbox, (outbox) => outbox.mailboxes)
+  const control = yield* gateway.handle({ ...request, path: "/api/0/organizations/" })
   return {
     status: response.status,
     mailboxes: mailboxes.map((m) => `${m.region}:${m.depth}`).sort(),

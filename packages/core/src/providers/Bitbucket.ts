@@ -12,9 +12,9 @@
 import { Effect, Option } from "effect"
 import { Enqueue } from "../Domain.js"
 import type { OrganizationId } from "../Ids.js"
-import type { Provider, RouteMatch } from "../Provider.js"
+import * as Mailbox from "../Mailbox.js"
+import type { Ports, Provider, RouteMatch } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import { OrgRepo, RegionDirectory } from "../Services.js"
 import { controlOutcome } from "./Common.js"
 
 /**
@@ -29,19 +29,11 @@ export const NAME = "bitbucket"
  */
 export const SERVER_NAME = "bitbucket_server"
 
-/**
- * `<provider>:<region>:<orgId>`.
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (provider: string, region: string, organizationId: number): string =>
-  `${provider}:${region}:${organizationId}`
-
 const isPositiveId = (text: string): boolean => /^[1-9]\d{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
 
 const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
-  const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch) {
+  // mailbox `<provider>:<region>:<orgId>`
+  const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch, ports: Ports) {
     const raw = match.params[0] ?? ""
     if (!isPositiveId(raw)) {
       return controlOutcome(name, "organization id is not a positive integer")
@@ -51,17 +43,15 @@ const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
       return controlOutcome(name, "integration id is not a positive integer")
     }
     const orgId = Number(raw) as OrganizationId
-    const orgs = yield* OrgRepo
-    const [org] = yield* orgs.byIds([orgId])
+    const [org] = yield* ports.organizations.byIds([orgId])
     if (org === undefined) return controlOutcome(name, "unknown organization")
-    const directory = yield* RegionDirectory
-    const region = yield* directory.byName(org.region)
+    const region = yield* ports.regions.byName(org.region)
     if (Option.isNone(region)) return controlOutcome(name, "the organization's region is not in the directory")
     return {
       provider: name,
       decision: new Enqueue({
         provider: name,
-        targets: [{ region: region.value.name, mailbox: mailboxName(name, region.value.name, org.id) }]
+        targets: [{ region: region.value.name, mailbox: Mailbox.name(name, region.value.name, org.id) }]
       }, { disableValidation: true }),
       reason: "enqueue",
       integration: null,

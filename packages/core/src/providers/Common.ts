@@ -4,23 +4,18 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Encoding, Option, Redacted } from "effect"
 import type { Integration, RouteDecision, RouteOutcome, WebhookRequest } from "../Domain.js"
 import { control, Enqueue, respondError } from "../Domain.js"
 import type { StoreUnavailable } from "../Errors.js"
 import type { IntegrationId } from "../Ids.js"
+import type { Ports } from "../Provider.js"
 import type { Resolution } from "../Resolve.js"
-import { regionNames, resolveRegions } from "../Resolve.js"
-import { IntegrationRepo } from "../Services.js"
+import { regionNames, resolveWith } from "../Resolve.js"
 
 const encoder = new TextEncoder()
 
-const toHex = (buffer: ArrayBuffer): string => {
-  const bytes = new Uint8Array(buffer)
-  let out = ""
-  for (let i = 0; i < bytes.length; i++) out += bytes[i]!.toString(16).padStart(2, "0")
-  return out
-}
+const toHex = (buffer: ArrayBuffer): string => Encoding.encodeHex(new Uint8Array(buffer))
 
 /**
  * Lower-case hex HMAC-SHA256 of the exact bytes `data` with `secret`. An empty secret is a valid HMAC key (padded
@@ -87,31 +82,34 @@ export const secretMatches = (given: string | undefined, expected: Redacted.Reda
  * @category resolution
  */
 export const activeIntegration = (
+  ports: Ports,
   provider: string,
   externalId: string
-): Effect.Effect<Option.Option<Integration>, StoreUnavailable, IntegrationRepo> =>
-  Effect.flatMap(IntegrationRepo, (repo) => repo.byExternalId(provider, externalId)).pipe(
-    Effect.map(Option.filter((i) => i.status === "active" && i.provider === provider))
+): Effect.Effect<Option.Option<Integration>, StoreUnavailable> =>
+  Effect.map(
+    ports.integrations.byExternalId(provider, externalId),
+    Option.filter((i) => i.status === "active" && i.provider === provider)
   )
 
-const warned = new Set<string>()
-
 /**
- * Logs, once per provider and process, that a provider routes without verification because no secret is
- * configured.
+ * `Ports["warnUnverified"]`: logs, once per provider for the life of the returned function (the gateway makes one
+ * when its layer is built), that a provider routes without verification because no secret is configured.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category verification
  */
-export const warnUnverified = (provider: string, what: string): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    if (warned.has(provider)) return Effect.void
-    warned.add(provider)
-    return Effect.logWarning("provider routes unverified: no secret configured").pipe(
-      // `key`, not `secret`: a field named `secret` is blanked by the log redactor
-      Effect.annotateLogs({ provider, key: what })
-    )
-  })
+export const makeWarnUnverified = (): (provider: string, key: string) => Effect.Effect<void> => {
+  const warned = new Set<string>()
+  return (provider, key) =>
+    Effect.suspend(() => {
+      if (warned.has(provider)) return Effect.void
+      warned.add(provider)
+      return Effect.logWarning("provider routes unverified: no secret configured").pipe(
+        // `key`, not `secret`: a field named `secret` is blanked by the log redactor
+        Effect.annotateLogs({ provider, key })
+      )
+    })
+}
 
 /**
  * An outcome made before any integration was found.
@@ -155,8 +153,12 @@ export const errorOutcome = (
  * @since 0.1.0
  * @category resolution
  */
-export const resolveIntegration = Effect.fnUntraced(function*(provider: string, integration: Integration) {
-  const resolution = yield* resolveRegions(integration.id)
+export const resolveIntegration = Effect.fnUntraced(function*(
+  ports: Ports,
+  provider: string,
+  integration: Integration
+) {
+  const resolution = yield* resolveWith(ports.organizations, ports.regions, integration.id)
   const base = {
     provider,
     integration,

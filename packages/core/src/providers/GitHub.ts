@@ -15,10 +15,10 @@ import type { Redacted } from "effect"
 import type { WebhookRequest } from "../Domain.js"
 import { respond } from "../Domain.js"
 import { getPath, idModulo, parseJsonObject } from "../Json.js"
+import * as Mailbox from "../Mailbox.js"
 import { countDropped } from "../Metrics.js"
-import type { Provider } from "../Provider.js"
+import type { Ports, Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import { ProviderSecrets } from "../Services.js"
 import {
   activeIntegration,
   constantTimeEquals,
@@ -29,8 +29,7 @@ import {
   hmacSha256Hex,
   idText,
   outcome,
-  resolveIntegration,
-  warnUnverified
+  resolveIntegration
 } from "./Common.js"
 
 /**
@@ -86,22 +85,13 @@ export const droppedEvent = (event: string | undefined, action: unknown): string
   return undefined
 }
 
-/**
- * `<provider>:<region>:<integrationId>:<repository.id mod 100>`; no repository id → no bucket.
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (provider: string, region: string, integrationId: number, bucket: number | undefined) =>
-  bucket === undefined ? `${provider}:${region}:${integrationId}` : `${provider}:${region}:${integrationId}:${bucket}`
-
 const make_ = (name: string, enterprise: boolean): Provider => {
-  const route = Effect.fnUntraced(function*(request: WebhookRequest) {
+  // mailbox `<provider>:<region>:<integrationId>:<repository.id mod 100>`; no repository id → no bucket
+  const route = Effect.fnUntraced(function*(request: WebhookRequest, ports: Ports) {
     const event = header(request, "x-github-event")
     if (event !== undefined && CONTROL_EVENTS.has(event)) return controlOutcome(name, `${event} event`)
 
-    const secrets = yield* ProviderSecrets
-    const appSecret = Option.getOrUndefined(secrets.webhookSecret(name))
+    const appSecret = Option.getOrUndefined(ports.secrets.webhookSecret(name))
     const given = header(request, "x-hub-signature-256")
     // On the raw bytes, before the body is parsed. Without a per-integration secret, this is the verdict.
     const appValid = appSecret === undefined ? undefined : yield* verifySignature(appSecret, request.body, given)
@@ -124,7 +114,7 @@ const make_ = (name: string, enterprise: boolean): Provider => {
       return errorOutcome(name, 400, "missing_identity", message)
     }
     const externalId = enterprise ? `${host}:${installationId}` : installationId
-    const found = yield* activeIntegration(name, externalId)
+    const found = yield* activeIntegration(ports, name, externalId)
     if (Option.isNone(found)) {
       if (appValid === false) return badSignature()
       return errorOutcome(name, 400, "integration_not_found", `no active integration for installation ${externalId}`)
@@ -136,7 +126,7 @@ const make_ = (name: string, enterprise: boolean): Provider => {
     } else if (appValid === false) {
       return badSignature()
     } else if (appValid === undefined) {
-      yield* warnUnverified(name, `providers.${name}.webhookSecret`)
+      yield* ports.warnUnverified(name, `providers.${name}.webhookSecret`)
     }
 
     const dropped = droppedEvent(event, data.action)
@@ -145,7 +135,7 @@ const make_ = (name: string, enterprise: boolean): Provider => {
       return outcome(name, respond(202, `dropped:${dropped}`), `dropped:${dropped}`, integration)
     }
 
-    const resolved = yield* resolveIntegration(name, integration)
+    const resolved = yield* resolveIntegration(ports, name, integration)
     if (resolved._tag === "Left") return resolved.outcome
     const bucket = idModulo(getPath(data, "repository", "id"), 100)
     return {
@@ -154,7 +144,7 @@ const make_ = (name: string, enterprise: boolean): Provider => {
         name,
         integration.id,
         resolved.resolution,
-        (region) => mailboxName(name, region, integration.id, bucket)
+        (region) => Mailbox.name(name, region, integration.id, bucket)
       ),
       reason: "enqueue"
     }
@@ -164,7 +154,7 @@ const make_ = (name: string, enterprise: boolean): Provider => {
     name,
     routes: ["webhook/"],
     match: pathMatcher([["webhook", /^webhook\/$/]]),
-    route: (request) => route(request)
+    route: (request, _match, ports) => route(request, ports)
   }
 }
 

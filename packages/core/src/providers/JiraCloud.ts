@@ -8,13 +8,13 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Option, Redacted } from "effect"
+import { Array as Arr, Clock, Effect, Option, Order, Redacted } from "effect"
 import * as Jose from "jose"
 import type { Integration, RouteOutcome, WebhookRequest } from "../Domain.js"
 import { Forward } from "../Domain.js"
-import type { RouteMatch } from "../Provider.js"
+import * as Mailbox from "../Mailbox.js"
+import type { Ports, Provider, RouteMatch } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import type { Provider } from "../Provider.js"
 import {
   activeIntegration,
   controlOutcome,
@@ -22,8 +22,7 @@ import {
   errorOutcome,
   header,
   resolveIntegration,
-  sha256Hex,
-  warnUnverified
+  sha256Hex
 } from "./Common.js"
 
 /**
@@ -76,7 +75,7 @@ export const canonicalRequest = (method: string, pathWithQuery: string): string 
     if (values === undefined) params.set(key, [value])
     else values.push(value)
   }
-  const sorted = Array.from(params.keys()).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  const sorted = Arr.sort(params.keys(), Order.string)
   const canonicalQuery = sorted.map((k) => `${k}=${params.get(k)!.join(",")}`).join("&")
   return `${method.toUpperCase()}&${path}&${canonicalQuery}`
 }
@@ -127,15 +126,8 @@ const notFound = (reason: string, integration: Integration | null = null): Route
   reason
 })
 
-/**
- * The mailbox of `issue-updated/` payloads: `jira:<region>:<integrationId>`.
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
-
-const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteMatch) {
+// the mailbox of `issue-updated/` payloads: `jira:<region>:<integrationId>`
+const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteMatch, ports: Ports) {
   if (match.route === "issue" && !ISSUE_KEY.test(match.params[0] ?? "")) return controlOutcome(NAME, "not an issue key")
   const token = extractJwt(request)
   if (token === undefined) return errorOutcome(NAME, 404, "not_found", "no JWT in Authorization or ?jwt=")
@@ -146,12 +138,12 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteM
     return notFound("could not decode the JWT")
   }
   if (typeof claims.iss !== "string" || claims.iss === "") return notFound("the JWT has no iss")
-  const found = yield* activeIntegration(NAME, claims.iss)
+  const found = yield* activeIntegration(ports, NAME, claims.iss)
   if (Option.isNone(found)) return notFound("no active integration for the JWT's iss")
   const integration = found.value
   const secret = integration.metadata.sharedSecret
   if (secret === undefined) {
-    yield* warnUnverified(NAME, "integrations[].metadata.sharedSecret")
+    yield* ports.warnUnverified(NAME, "integrations[].metadata.sharedSecret")
   } else {
     const now = yield* Clock.currentTimeMillis
     const verified = yield* Effect.either(Effect.tryPromise({
@@ -168,7 +160,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteM
     if (verified.right.payload.qsh !== expected) return notFound("query hash mismatch", integration)
   }
 
-  const resolved = yield* resolveIntegration(NAME, integration)
+  const resolved = yield* resolveIntegration(ports, NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome
   if (match.route === "issue") {
     return {
@@ -177,7 +169,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteM
       reason: "forward first"
     }
   }
-  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
+  return enqueueOutcome(NAME, integration, resolved, (r) => Mailbox.name(NAME, r, integration.id))
 })
 
 /**

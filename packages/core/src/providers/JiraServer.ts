@@ -8,13 +8,14 @@ import * as Jose from "jose"
 import type { Integration, RouteOutcome } from "../Domain.js"
 import { Enqueue, respond } from "../Domain.js"
 import { InvalidToken } from "../Errors.js"
+import type { IntegrationRepo } from "../IntegrationRepo.js"
 import { getPath, idModulo, isTruthy, parseJsonObject } from "../Json.js"
+import * as Mailbox from "../Mailbox.js"
 import { countRelaxed } from "../Metrics.js"
-import type { Provider } from "../Provider.js"
+import type { Ports, Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import * as Redaction from "../Redaction.js"
-import { regionNames, resolveRegions } from "../Resolve.js"
-import { IntegrationRepo, VolumeGate } from "../Services.js"
+import { regionNames, resolveWith } from "../Resolve.js"
 import { TtlCache } from "../TtlCache.js"
 
 /**
@@ -51,7 +52,10 @@ export const jiraServerToken = (externalId: string, secret: string | Redacted.Re
  * @since 0.1.0
  * @category verification
  */
-export const verifyToken = Effect.fn("JiraServer.verifyToken")(function*(rawToken: string) {
+export const verifyToken = Effect.fn("JiraServer.verifyToken")(function*(
+  rawToken: string,
+  repo: IntegrationRepo["Type"]
+) {
   const token = rawToken.trim()
   if (token === "") return yield* new InvalidToken({ reason: "Token was empty" })
   const claims = yield* Effect.try({
@@ -59,7 +63,6 @@ export const verifyToken = Effect.fn("JiraServer.verifyToken")(function*(rawToke
     catch: () => new InvalidToken({ reason: "Could not decode JWT token" })
   })
   if (typeof claims.id !== "string") return yield* new InvalidToken({ reason: "Token did not contain `id`" })
-  const repo = yield* IntegrationRepo
   const found = yield* repo.byExternalId(NAME, claims.id)
   if (Option.isNone(found) || found.value.status !== "active") {
     return yield* new InvalidToken({ reason: "Could not find integration for token" })
@@ -81,16 +84,6 @@ export const verifyToken = Effect.fn("JiraServer.verifyToken")(function*(rawToke
   })
   return { integration, expiresAt: typeof verified.payload.exp === "number" ? verified.payload.exp * 1000 : undefined }
 })
-
-/**
- * The mailbox of one region's copy: `jira_server:<region>:<integrationId>`, plus `:<issue.id mod 100>` while
- * bucketing is on (an issue id that is missing, zero, or not numeric gives no bucket, as in the reference).
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (region: string, integrationId: number, bucket: number | undefined): string =>
-  bucket === undefined ? `${NAME}:${region}:${integrationId}` : `${NAME}:${region}:${integrationId}:${bucket}`
 
 /**
  * @since 0.1.0
@@ -120,13 +113,13 @@ export const make = (options: Options = {}): Provider => {
   const rejected = new TtlCache<string, InvalidToken>(options.tokenCacheCapacity ?? 10_000)
   const ttl = options.tokenCacheTtlMs ?? 10_000
 
-  const integrationFor = Effect.fnUntraced(function*(token: string) {
+  const integrationFor = Effect.fnUntraced(function*(token: string, ports: Ports) {
     const now = yield* Clock.currentTimeMillis
     const known = verified.get(token, now)
     if (known !== undefined) return known
     const refused = rejected.get(token, now)
     if (refused !== undefined) return yield* refused
-    const { expiresAt, integration } = yield* verifyToken(token).pipe(
+    const { expiresAt, integration } = yield* verifyToken(token, ports.integrations).pipe(
       // only a verdict on the token is kept: a store that cannot be read is asked again next time
       Effect.tapError((error) =>
         error._tag === "InvalidToken" ? Effect.sync(() => rejected.set(token, error, now + ttl)) : Effect.void
@@ -136,9 +129,11 @@ export const make = (options: Options = {}): Provider => {
     return integration
   })
 
-  const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string) {
+  // the mailbox of one region's copy: `jira_server:<region>:<integrationId>`, plus `:<issue.id mod 100>` while
+  // bucketing is on (an issue id that is missing, zero, or not numeric gives no bucket, as in the reference)
+  const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string, ports: Ports) {
     // a refused token is answered here; a store that cannot be read fails the route (503)
-    const found = yield* integrationFor(token).pipe(
+    const found = yield* integrationFor(token, ports).pipe(
       Effect.map((integration): Either.Either<Integration, InvalidToken> => Either.right(integration)),
       Effect.catchTag("InvalidToken", (invalid) => Effect.succeed(Either.left(invalid)))
     )
@@ -149,7 +144,7 @@ export const make = (options: Options = {}): Provider => {
       }
     }
     const integration = found.right
-    const resolution = yield* resolveRegions(integration.id)
+    const resolution = yield* resolveWith(ports.organizations, ports.regions, integration.id)
     const base = {
       provider: NAME,
       integration,
@@ -169,15 +164,17 @@ export const make = (options: Options = {}): Provider => {
       }
     }
     const now = yield* Clock.currentTimeMillis
-    const gate = yield* VolumeGate
-    const verdict = yield* gate.hit(`${NAME}:${integration.id}`, now, volumePolicy)
+    const verdict = yield* ports.volumeGate.hit(`${NAME}:${integration.id}`, now, volumePolicy)
     if (verdict.switched) yield* countRelaxed("bucketing_switch")
     const issueId = getPath(data, "issue", "id")
     const bucket = verdict.bucketed && isTruthy(issueId) ? idModulo(issueId, 100) : undefined
     const decision = new Enqueue({
       provider: NAME,
       integrationId: integration.id,
-      targets: resolution.regions.map((r) => ({ region: r.name, mailbox: mailboxName(r.name, integration.id, bucket) }))
+      targets: resolution.regions.map((r) => ({
+        region: r.name,
+        mailbox: Mailbox.name(NAME, r.name, integration.id, bucket)
+      }))
     }, { disableValidation: true })
     return { ...base, decision, reason: bucket === undefined ? "enqueue" : "enqueue (bucketed)" } satisfies RouteOutcome
   })
@@ -186,7 +183,7 @@ export const make = (options: Options = {}): Provider => {
     name: NAME,
     routes: ["issue-updated/<token>/"],
     match: pathMatcher([["issue-updated", TOKEN_ROUTE]]),
-    route: (request, match) => route(request, match.params[0] ?? "")
+    route: (request, match, ports) => route(request, match.params[0] ?? "", ports)
   }
 }
 

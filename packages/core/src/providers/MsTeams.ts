@@ -13,9 +13,9 @@ import type { Integration, WebhookRequest } from "../Domain.js"
 import type { StoreUnavailable } from "../Errors.js"
 import type { IntegrationId } from "../Ids.js"
 import { getPath, isTruthy, parseJsonObject } from "../Json.js"
-import type { Provider } from "../Provider.js"
+import * as Mailbox from "../Mailbox.js"
+import type { Ports, Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import { IntegrationRepo } from "../Services.js"
 import {
   activeIntegration,
   controlOutcome,
@@ -32,14 +32,6 @@ import {
 export const NAME = "msteams"
 
 /**
- * `msteams:<region>:<integrationId>`.
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
-
-/**
  * Why an activity belongs to the control side, or `undefined`.
  *
  * @since 0.1.0
@@ -53,12 +45,14 @@ export const controlReason = (data: Readonly<Record<string, unknown>>): string |
   return undefined
 }
 
-const byInternalId = (id: number): Effect.Effect<Option.Option<Integration>, StoreUnavailable, IntegrationRepo> =>
-  Effect.flatMap(IntegrationRepo, (repo) => repo.byId(id as IntegrationId)).pipe(
-    Effect.map(Option.filter((i) => i.status === "active" && i.provider === NAME))
+const byInternalId = (ports: Ports, id: number): Effect.Effect<Option.Option<Integration>, StoreUnavailable> =>
+  Effect.map(
+    ports.integrations.byId(id as IntegrationId),
+    Option.filter((i) => i.status === "active" && i.provider === NAME)
   )
 
-const route = Effect.fnUntraced(function*(request: WebhookRequest) {
+// mailbox `msteams:<region>:<integrationId>`
+const route = Effect.fnUntraced(function*(request: WebhookRequest, ports: Ports) {
   const data = parseJsonObject(request.body)
   const why = controlReason(data)
   if (why !== undefined) return controlOutcome(NAME, why)
@@ -68,10 +62,10 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
   let found: Option.Option<Integration>
   let described: string
   if (internalId !== undefined && Number.isSafeInteger(internalId) && internalId > 0) {
-    found = yield* byInternalId(internalId)
+    found = yield* byInternalId(ports, internalId)
     described = `integration ${internalId}`
   } else if (typeof teamId === "string" && teamId !== "") {
-    found = yield* activeIntegration(NAME, teamId)
+    found = yield* activeIntegration(ports, NAME, teamId)
     described = `team ${teamId}`
   } else {
     return controlOutcome(NAME, "no integration id or team id")
@@ -80,9 +74,9 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest) {
     return errorOutcome(NAME, 400, "integration_not_found", `no active integration for ${described}`)
   }
   const integration = found.value
-  const resolved = yield* resolveIntegration(NAME, integration)
+  const resolved = yield* resolveIntegration(ports, NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome
-  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
+  return enqueueOutcome(NAME, integration, resolved, (r) => Mailbox.name(NAME, r, integration.id))
 })
 
 /**
@@ -95,5 +89,5 @@ export const make = (): Provider => ({
   name: NAME,
   routes: ["webhook/"],
   match: pathMatcher([["webhook", /^webhook\/$/]]),
-  route: (request) => route(request)
+  route: (request, _match, ports) => route(request, ports)
 })

@@ -9,17 +9,10 @@
 import { Effect, Option } from "effect"
 import type { WebhookRequest } from "../Domain.js"
 import { getPath, parseJsonObject } from "../Json.js"
-import type { Provider } from "../Provider.js"
+import * as Mailbox from "../Mailbox.js"
+import type { Ports, Provider } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import {
-  activeIntegration,
-  enqueueOutcome,
-  errorOutcome,
-  header,
-  resolveIntegration,
-  secretMatches,
-  warnUnverified
-} from "./Common.js"
+import { activeIntegration, enqueueOutcome, errorOutcome, header, resolveIntegration, secretMatches } from "./Common.js"
 
 /**
  * @since 0.1.0
@@ -27,32 +20,25 @@ import {
  */
 export const NAME = "vsts"
 
-/**
- * `vsts:<region>:<integrationId>`.
- *
- * @since 0.1.0
- * @category routing
- */
-export const mailboxName = (region: string, integrationId: number): string => `${NAME}:${region}:${integrationId}`
-
-const route = Effect.fnUntraced(function*(request: WebhookRequest) {
+// mailbox `vsts:<region>:<integrationId>`
+const route = Effect.fnUntraced(function*(request: WebhookRequest, ports: Ports) {
   const collectionId = getPath(parseJsonObject(request.body), "resourceContainers", "collection", "id")
   if (typeof collectionId !== "string" || collectionId === "") {
     return errorOutcome(NAME, 400, "missing_identity", "the body has no resourceContainers.collection.id")
   }
-  const found = yield* activeIntegration(NAME, collectionId)
+  const found = yield* activeIntegration(ports, NAME, collectionId)
   if (Option.isNone(found)) {
     return errorOutcome(NAME, 400, "integration_not_found", `no active integration for collection ${collectionId}`)
   }
   const integration = found.value
   const secret = integration.metadata.webhookSecret
-  if (secret === undefined) yield* warnUnverified(NAME, "integrations[].metadata.webhookSecret")
+  if (secret === undefined) yield* ports.warnUnverified(NAME, "integrations[].metadata.webhookSecret")
   else if (!(yield* secretMatches(header(request, "shared-secret"), secret))) {
     return errorOutcome(NAME, 401, "invalid_secret", "the shared-secret header does not match", integration)
   }
-  const resolved = yield* resolveIntegration(NAME, integration)
+  const resolved = yield* resolveIntegration(ports, NAME, integration)
   if (resolved._tag === "Left") return resolved.outcome
-  return enqueueOutcome(NAME, integration, resolved, (r) => mailboxName(r, integration.id))
+  return enqueueOutcome(NAME, integration, resolved, (r) => Mailbox.name(NAME, r, integration.id))
 })
 
 /**
@@ -65,5 +51,5 @@ export const make = (): Provider => ({
   name: NAME,
   routes: ["issue-updated/"],
   match: pathMatcher([["issue-updated", /^issue-updated\/$/]]),
-  route: (request) => route(request)
+  route: (request, _match, ports) => route(request, ports)
 })

@@ -5,7 +5,7 @@
  */
 import { Layer } from "effect"
 import type { Provider } from "../Provider.js"
-import { ProviderRegistry } from "../Provider.js"
+import * as ProviderRegistry from "../ProviderRegistry.js"
 import * as Bitbucket from "./Bitbucket.js"
 import * as GitHub from "./GitHub.js"
 import * as GitLab from "./GitLab.js"
@@ -49,8 +49,8 @@ export const builtins = (options: BuiltinOptions = {}): ReadonlyArray<Provider> 
 export const layer = (
   options: BuiltinOptions = {},
   extra: ReadonlyArray<Provider> = []
-): Layer.Layer<ProviderRegistry> =>
-  Layer.sync(ProviderRegistry, () => {
+): Layer.Layer<ProviderRegistry.ProviderRegistry> =>
+  Layer.sync(ProviderRegistry.ProviderRegistry, () => {
     const names = new Set(extra.map((p) => p.name))
     return ProviderRegistry.make([...builtins(options).filter((p) => !names.has(p.name)), ...extra])
   })

@@ -1,0 +1,415 @@
+/**
+ * The durable outbox port (`docs/outbox.md`): its tag, its models (Schema: they cross the database and the CLI's
+ * `--json`), the in-process wake-up every store shares (`makeWakeSignal`), and the memory outbox (`layerMemory`).
+ *
+ * An enqueue wakes the delivery worker of its own process: every store notifies its wake signal once its enqueue is
+ * durable, and the worker waits on the same store (`awaitWork`), so nothing has to be shared by hand.
+ *
+ * @since 0.2.0
+ */
+import type { Effect as Eff } from "effect"
+import { Context, Deferred, Effect, Exit, FiberId, Layer, Order, Schema } from "effect"
+import type { StoreUnavailable } from "./Errors.js"
+import { LeaseLost } from "./Errors.js"
+import { IntegrationId, RegionName } from "./Ids.js"
+
+// -------------------------------------------------------------------------------------------------------------------
+// Models
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * A payload to store: one webhook for one region.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const NewPayload = Schema.Struct({
+  mailbox: Schema.String,
+  provider: Schema.String,
+  region: RegionName,
+  integrationId: Schema.NullOr(IntegrationId),
+  method: Schema.String,
+  /** With the query. */
+  path: Schema.String,
+  headers: Schema.Record({ key: Schema.String, value: Schema.String }),
+  /** The exact bytes received. */
+  body: Schema.Uint8ArrayFromSelf,
+  receivedAt: Schema.Number,
+  /** Stable across retries and replays: the `x-cellgate-delivery-id` header. */
+  deliveryId: Schema.String
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type NewPayload = typeof NewPayload.Type
+
+/**
+ * A payload in the outbox.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const StoredPayload = Schema.Struct({
+  ...NewPayload.fields,
+  id: Schema.Number,
+  attempts: Schema.Number,
+  nextAttemptAt: Schema.Number,
+  lastError: Schema.NullOr(Schema.String)
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type StoredPayload = typeof StoredPayload.Type
+
+/**
+ * A payload that failed for good, with the last answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DeadLetter = Schema.Struct({
+  ...StoredPayload.fields,
+  deadAt: Schema.Number,
+  /** `max_attempts`, `max_age` or `permanent_failure`. */
+  reason: Schema.String,
+  lastStatus: Schema.NullOr(Schema.Number),
+  /** The start of the region's last answer. */
+  lastBody: Schema.NullOr(Schema.String)
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type DeadLetter = typeof DeadLetter.Type
+
+/**
+ * One mailbox's backlog (`cellgate mailboxes`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const MailboxInfo = Schema.Struct({
+  mailbox: Schema.String,
+  region: RegionName,
+  depth: Schema.Number,
+  oldestReceivedAt: Schema.NullOr(Schema.Number),
+  nextAttemptAt: Schema.Number,
+  leasedBy: Schema.NullOr(Schema.String),
+  leaseUntil: Schema.NullOr(Schema.Number)
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type MailboxInfo = typeof MailboxInfo.Type
+
+/**
+ * Who holds a mailbox, and when: every write of a drain carries it and is refused (`LeaseLost`) once the lease has
+ * passed to someone else or run out.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Lease = Schema.Struct({
+  mailbox: Schema.String,
+  owner: Schema.String,
+  now: Schema.Number
+})
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Lease = typeof Lease.Type
+
+// -------------------------------------------------------------------------------------------------------------------
+// Tag
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * The durable outbox. Times are epoch ms from Effect's `Clock`, passed in, never the database's clock.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Outbox extends Context.Tag("@cellgate/core/Outbox")<Outbox, {
+  /**
+   * Stores all payloads atomically; returns only once durable. Concurrent calls may share one commit. Once durable,
+   * wakes this process's `awaitWork` waiters.
+   */
+  readonly enqueue: (payloads: ReadonlyArray<NewPayload>) => Eff.Effect<void, StoreUnavailable>
+  /**
+   * Waits until an enqueue of this process (to this outbox) is durable, or `maxWaitMs` has passed (Effect's
+   * `Clock`). An enqueue made while nobody waited is not lost: the next `awaitWork` returns at once. Other processes'
+   * enqueues are not seen (their workers poll). Implement it with `makeWakeSignal`.
+   */
+  readonly awaitWork: (maxWaitMs: number) => Eff.Effect<void>
+  /** Leases up to `limit` due, unleased (or expired) mailboxes to `owner` until `now + leaseMs`. */
+  readonly claim: (
+    options: { readonly owner: string; readonly now: number; readonly leaseMs: number; readonly limit: number }
+  ) => Eff.Effect<ReadonlyArray<string>, StoreUnavailable>
+  /** Extends a held lease; fails with `LeaseLost` when it is no longer held. */
+  readonly renew: (lease: Lease, leaseMs: number) => Eff.Effect<void, LeaseLost | StoreUnavailable>
+  /** The first `limit` payloads of a mailbox in id order. */
+  readonly head: (mailbox: string, limit: number) => Eff.Effect<ReadonlyArray<StoredPayload>, StoreUnavailable>
+  /** Delivered: the payload leaves the outbox. */
+  readonly complete: (lease: Lease, id: number) => Eff.Effect<void, LeaseLost | StoreUnavailable>
+  /** Failed, retryable: attempts + 1, the error, and the payload's own next attempt time. */
+  readonly retry: (
+    lease: Lease,
+    id: number,
+    options: { readonly nextAttemptAt: number; readonly error: string }
+  ) => Eff.Effect<void, LeaseLost | StoreUnavailable>
+  /** Failed for good: moves the payload to the dead letters with the last answer. */
+  readonly deadLetter: (
+    lease: Lease,
+    id: number,
+    options: { readonly reason: string; readonly lastStatus: number | null; readonly lastBody: string | null }
+  ) => Eff.Effect<void, LeaseLost | StoreUnavailable>
+  /**
+   * Gives the mailbox back: due again at `nextAttemptAt`, or removed when it has no payloads left (guarded on the
+   * row's own depth, so a concurrent enqueue is never orphaned). A lease already lost is not an error here.
+   */
+  readonly release: (lease: Lease, nextAttemptAt: number) => Eff.Effect<void, StoreUnavailable>
+  /** Moves dead letters back to the tail of their mailboxes (new id, same delivery id); `"all"` or ids. */
+  readonly replay: (ids: "all" | ReadonlyArray<number>, now: number) => Eff.Effect<number, StoreUnavailable>
+  readonly deadLetters: Eff.Effect<ReadonlyArray<DeadLetter>, StoreUnavailable>
+  readonly mailboxes: Eff.Effect<ReadonlyArray<MailboxInfo>, StoreUnavailable>
+}>() {}
+
+// -------------------------------------------------------------------------------------------------------------------
+// Wake-up
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * The in-process wake-up behind `Outbox.awaitWork`: a store calls `notify` once an enqueue is durable and passes
+ * `awaitWork` through as the port's method.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface WakeSignal {
+  /** Wakes every current waiter; with none, the next `awaitWork` returns at once. */
+  readonly notify: Eff.Effect<void>
+  readonly awaitWork: (maxWaitMs: number) => Eff.Effect<void>
+}
+
+/**
+ * A `WakeSignal` (synchronously; see `makeWakeSignal`).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const unsafeMakeWakeSignal = (): WakeSignal => {
+  // an enqueue that no waiter saw yet: the next wait returns at once (a notify between a worker's claim and its wait
+  // is not lost)
+  let pending = false
+  let waiters: Deferred.Deferred<void> | undefined
+  const notify = Effect.sync(() => {
+    pending = true
+    if (waiters !== undefined) {
+      const woken = waiters
+      waiters = undefined
+      Deferred.unsafeDone(woken, Exit.void)
+    }
+  })
+  const clear = Effect.sync(() => {
+    pending = false
+  })
+  const awaitWork = (maxWaitMs: number): Eff.Effect<void> =>
+    Effect.suspend(() => {
+      if (pending) {
+        pending = false
+        return Effect.void
+      }
+      const woken = waiters ??= Deferred.unsafeMake<void>(FiberId.none)
+      return Effect.raceFirst(Deferred.await(woken), Effect.sleep(maxWaitMs)).pipe(Effect.ensuring(clear))
+    })
+  return { notify, awaitWork }
+}
+
+/**
+ * A fresh `WakeSignal`, for a store implementation (one per outbox instance).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWakeSignal: Eff.Effect<WakeSignal> = Effect.sync(unsafeMakeWakeSignal)
+
+// -------------------------------------------------------------------------------------------------------------------
+// Memory
+// -------------------------------------------------------------------------------------------------------------------
+
+interface MailboxRow {
+  region: RegionName
+  depth: number
+  nextAttemptAt: number
+  leaseOwner: string | null
+  leaseUntil: number | null
+}
+
+const byId = Order.mapInput(Order.number, (p: { readonly id: number }) => p.id)
+
+/**
+ * An outbox in memory, with the same semantics (ids, leases, ordering, dead letters, replay, wake-up) as the SQL
+ * stores. Nothing survives the process.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeMemory = (): Outbox["Type"] => {
+  let nextId = 0
+  const payloads = new Map<number, StoredPayload>()
+  const mailboxes = new Map<string, MailboxRow>()
+  const dead = new Map<number, DeadLetter>()
+  const wake = unsafeMakeWakeSignal()
+
+  const held = (lease: Lease): Eff.Effect<MailboxRow, LeaseLost> => {
+    const row = mailboxes.get(lease.mailbox)
+    return row !== undefined && row.leaseOwner === lease.owner && row.leaseUntil !== null &&
+        row.leaseUntil >= lease.now
+      ? Effect.succeed(row)
+      : Effect.fail(new LeaseLost({ mailbox: lease.mailbox, owner: lease.owner }))
+  }
+
+  const inMailbox = (lease: Lease, id: number): Eff.Effect<StoredPayload, LeaseLost> => {
+    const p = payloads.get(id)
+    return p !== undefined && p.mailbox === lease.mailbox
+      ? Effect.succeed(p)
+      : Effect.fail(new LeaseLost({ mailbox: lease.mailbox, owner: lease.owner }))
+  }
+
+  const add = (p: NewPayload, due: number) => {
+    const id = ++nextId
+    payloads.set(id, {
+      mailbox: p.mailbox,
+      provider: p.provider,
+      region: p.region,
+      integrationId: p.integrationId,
+      method: p.method,
+      path: p.path,
+      headers: p.headers,
+      body: p.body,
+      receivedAt: p.receivedAt,
+      deliveryId: p.deliveryId,
+      id,
+      attempts: 0,
+      nextAttemptAt: due,
+      lastError: null
+    })
+    const row = mailboxes.get(p.mailbox)
+    if (row === undefined) {
+      mailboxes.set(p.mailbox, { region: p.region, depth: 1, nextAttemptAt: due, leaseOwner: null, leaseUntil: null })
+    } else row.depth += 1
+  }
+
+  const compareMailbox = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+  return Outbox.of({
+    enqueue: (batch) =>
+      batch.length === 0 ? Effect.void : Effect.zipRight(
+        Effect.sync(() => {
+          for (const p of batch) add(p, p.receivedAt)
+        }),
+        wake.notify
+      ),
+    awaitWork: wake.awaitWork,
+    claim: ({ leaseMs, limit, now, owner }) =>
+      Effect.sync(() => {
+        const due = Array.from(mailboxes.entries())
+          .filter(([, r]) => r.nextAttemptAt <= now && (r.leaseUntil === null || r.leaseUntil < now))
+          .sort(([a, ra], [b, rb]) => ra.nextAttemptAt - rb.nextAttemptAt || compareMailbox(a, b))
+          .slice(0, limit)
+        for (const [, r] of due) {
+          r.leaseOwner = owner
+          r.leaseUntil = now + leaseMs
+        }
+        return due.map(([m]) => m)
+      }),
+    renew: (lease, leaseMs) =>
+      Effect.map(held(lease), (row) => {
+        row.leaseUntil = lease.now + leaseMs
+      }),
+    head: (mailbox, limit) =>
+      Effect.sync(() =>
+        Array.from(payloads.values())
+          .filter((p) => p.mailbox === mailbox)
+          .sort(byId)
+          .slice(0, limit)
+      ),
+    complete: (lease, id) =>
+      Effect.gen(function*() {
+        const row = yield* held(lease)
+        yield* inMailbox(lease, id)
+        payloads.delete(id)
+        row.depth -= 1
+      }),
+    retry: (lease, id, { error, nextAttemptAt }) =>
+      Effect.gen(function*() {
+        yield* held(lease)
+        const p = yield* inMailbox(lease, id)
+        payloads.set(id, { ...p, attempts: p.attempts + 1, nextAttemptAt, lastError: error })
+      }),
+    deadLetter: (lease, id, { lastBody, lastStatus, reason }) =>
+      Effect.gen(function*() {
+        const row = yield* held(lease)
+        const p = yield* inMailbox(lease, id)
+        payloads.delete(id)
+        row.depth -= 1
+        dead.set(id, { ...p, deadAt: lease.now, reason, lastStatus, lastBody })
+      }),
+    release: (lease, nextAttemptAt) =>
+      Effect.sync(() => {
+        const row = mailboxes.get(lease.mailbox)
+        if (row === undefined || row.leaseOwner !== lease.owner) return
+        if (row.depth === 0) {
+          mailboxes.delete(lease.mailbox)
+          return
+        }
+        row.nextAttemptAt = nextAttemptAt
+        row.leaseOwner = null
+        row.leaseUntil = null
+      }),
+    replay: (ids, now) =>
+      Effect.suspend(() => {
+        const chosen = ids === "all"
+          ? Array.from(dead.keys()).sort(Order.number)
+          : Array.from(new Set(ids)).filter((id) => dead.has(id)).sort(Order.number)
+        for (const id of chosen) {
+          const d = dead.get(id)!
+          dead.delete(id)
+          add(d, now)
+        }
+        return chosen.length === 0 ? Effect.succeed(0) : Effect.as(wake.notify, chosen.length)
+      }),
+    deadLetters: Effect.sync(() => Array.from(dead.values()).sort(byId)),
+    mailboxes: Effect.sync(() =>
+      Array.from(mailboxes.entries())
+        .sort(([a], [b]) => compareMailbox(a, b))
+        .map(([mailbox, r]): MailboxInfo => {
+          let oldest: number | null = null
+          for (const p of payloads.values()) {
+            if (p.mailbox === mailbox && (oldest === null || p.receivedAt < oldest)) oldest = p.receivedAt
+          }
+          return {
+            mailbox,
+            region: r.region,
+            depth: r.depth,
+            oldestReceivedAt: oldest,
+            nextAttemptAt: r.nextAttemptAt,
+            leasedBy: r.leaseOwner,
+            leaseUntil: r.leaseUntil
+          }
+        })
+    )
+  })
+}
+
+/**
+ * The outbox in memory (one per layer build; see `makeMemory`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Outbox> = Layer.sync(Outbox, makeMemory)
