@@ -24,8 +24,8 @@ import type { Config } from "./Config.js"
 import * as ConfigFile from "./Config.js"
 import { ConfigError } from "./Config.js"
 import * as Demo from "./Demo.js"
-import * as Gateway from "./Gateway.js"
 import * as Logging from "./Logging.js"
+import * as Standalone from "./Standalone.js"
 import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported } from "./Stores.js"
 import * as Worker from "./Worker.js"
 
@@ -75,7 +75,7 @@ const serve = Command.make("serve", {
       sink.hold()
       return yield* Effect.scoped(Effect.gen(function*() {
         if (demo) yield* Demo.startRegionStubs(config)
-        const running = yield* Gateway.start(config, {
+        const running = yield* Standalone.start(config, {
           worker: !noWorker,
           ...(Option.isSome(port) ? { port: port.value } : {})
         })

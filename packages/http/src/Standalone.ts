@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { ControlHandler, Provider, ProviderRegistry, RegionClient, StoreUnavailable } from "@cellgate/core"
-import { DirectoryStore, Gateway as GatewayService } from "@cellgate/core"
+import { DirectoryStore, Gateway } from "@cellgate/core"
 import type { Scope } from "effect"
 import type { Context } from "effect"
 import { Effect, Either, Exit, Layer, Scope as ScopeModule } from "effect"
@@ -38,7 +38,7 @@ export interface StartOptions extends GatewayOverrides {
  * @since 0.1.0
  * @category models
  */
-export interface Gateway extends RunningServer {
+export interface Instance extends RunningServer {
   readonly context: Context.Context<GatewayServices>
 }
 
@@ -47,7 +47,7 @@ export interface Gateway extends RunningServer {
  * @category models
  */
 export type GatewayServices =
-  | GatewayService.Gateway
+  | Gateway.Gateway
   | StoreServices
   | ProviderRegistry.ProviderRegistry
   | Provider.ProviderSecrets
@@ -66,14 +66,14 @@ export type GatewayServices =
 export const start = (
   config: Config,
   options: StartOptions = {}
-): Effect.Effect<Gateway, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
+): Effect.Effect<Instance, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
   Effect.gen(function*() {
     const store = options.store ?? storeLayer(config.store)
     const ports = Layer.mergeAll(gatewayLayer(config, options), Worker.settingsLayer(config)).pipe(
       Layer.provideMerge(store)
     )
     // `Gateway.layer` looks the ports up once, here: the server's requests then run on `Gateway.Gateway` alone
-    const context = yield* Layer.build(GatewayService.layer.pipe(Layer.provideMerge(ports)))
+    const context = yield* Layer.build(Gateway.layer.pipe(Layer.provideMerge(ports)))
     return yield* Effect.gen(function*() {
       // bind first: a gateway that cannot listen (the port is another's) fails before it changes the store; what
       // connects during the import is held, not answered, until the directory is in place
@@ -98,7 +98,7 @@ export const start = (
  * @since 0.1.0
  * @category models
  */
-export interface EmbeddedServer extends Gateway {
+export interface EmbeddedServer extends Instance {
   /** Graceful shutdown; resolves once in-flight requests are answered and the store is closed. */
   readonly close: () => Promise<void>
   /** Runs an effect on the gateway's services (e.g. read the outbox). */
