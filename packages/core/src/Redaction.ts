@@ -32,6 +32,19 @@ export const JWT = "<jwt>"
 // `issue` segment, the query rule a `jwt` name. Text without any of them is returned as it is (the hot path).
 const MAYBE = /[%.]|issue|jwt/i
 
+// The same texts come back on every request (one integration's path and token, a provider's messages and reasons):
+// their redaction is remembered, a bounded map emptied when full (the redactor is a pure function of its input, so
+// a hit answers exactly what the computation would). Long texts (a cause's stack) are not kept.
+const MEMO_CAPACITY = 4096
+const MEMO_MAX_LENGTH = 2048
+const memo = new Map<string, string>()
+const textMemo = new Map<string, string>()
+const remember = (text: string, redacted: string): void => {
+  if (text.length > MEMO_MAX_LENGTH) return
+  if (memo.size >= MEMO_CAPACITY) memo.clear()
+  memo.set(text, redacted)
+}
+
 const PERCENT = /%([0-9A-Fa-f]{2})/g
 
 /** Percent-decoding byte by byte, repeated (double encoding), never failing on a malformed sequence. */
@@ -148,9 +161,14 @@ const redactQuery = (query: string): string =>
  */
 export const redactPath = (path: string): string => {
   if (!MAYBE.test(path)) return path
+  const cached = memo.get(path)
+  if (cached !== undefined) return cached
   const q = path.indexOf("?")
-  if (q === -1) return redactSegments(path)
-  return `${redactSegments(path.slice(0, q))}?${redactQuery(path.slice(q + 1))}`
+  const out = q === -1 ? redactSegments(path) : `${redactSegments(path.slice(0, q))}?${redactQuery(path.slice(q + 1))}`
+  remember(path, out)
+  // the redacted text is a fixed point (idempotent): a log line that redacts it again finds it here
+  remember(out, out)
+  return out
 }
 
 const WORD = /[^\s"'`]+/g
@@ -161,4 +179,15 @@ const WORD = /[^\s"'`]+/g
  * @since 0.2.0
  * @category redaction
  */
-export const redactText = (text: string): string => MAYBE.test(text) ? text.replace(WORD, redactPath) : text
+export const redactText = (text: string): string => {
+  if (!MAYBE.test(text)) return text
+  const cached = textMemo.get(text)
+  if (cached !== undefined) return cached
+  const out = text.replace(WORD, redactPath)
+  if (text.length <= MEMO_MAX_LENGTH) {
+    if (textMemo.size >= MEMO_CAPACITY) textMemo.clear()
+    textMemo.set(text, out)
+    textMemo.set(out, out)
+  }
+  return out
+}

@@ -31,7 +31,7 @@ const EMPTY: Resolution = { organizations: [], regions: [] }
  * @since 0.2.0
  * @category resolution
  */
-export const resolveWith = Effect.fn("resolveRegions")(function*(
+export const resolveWith = Effect.fnUntraced(function*(
   orgRepo: OrgRepo["Type"],
   directory: RegionDirectory["Type"],
   integrationId: IntegrationId

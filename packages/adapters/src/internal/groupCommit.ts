@@ -10,7 +10,7 @@
  * @internal
  */
 import type { Scope } from "effect"
-import { Deferred, Effect, Exit, FiberId } from "effect"
+import { Effect, Exit } from "effect"
 
 export interface Options<I, A, E> {
   /** At most this many items per batch. */
@@ -23,10 +23,32 @@ export interface Options<I, A, E> {
   readonly closed: (item: I) => E
 }
 
+// an item's answer: kept in `exit` for the leader (which reads it once its batch is written), handed to `resume`
+// for a caller waiting in `Effect.async` — no `Deferred` per item
 interface Pending<I, A, E> {
   readonly item: I
-  readonly done: Deferred.Deferred<A, E>
+  exit: Exit.Exit<A, E> | undefined
+  resume: ((exit: Exit.Exit<A, E>) => void) | undefined
 }
+
+const answer = <I, A, E>(p: Pending<I, A, E>, exit: Exit.Exit<A, E>): void => {
+  if (p.exit !== undefined) return
+  p.exit = exit
+  const resume = p.resume
+  if (resume !== undefined) {
+    p.resume = undefined
+    resume(exit)
+  }
+}
+
+/** The item's answer once it has one. */
+const awaitAnswer = <I, A, E>(p: Pending<I, A, E>): Effect.Effect<A, E> =>
+  Effect.suspend(() =>
+    p.exit !== undefined ? p.exit : Effect.async<A, E>((resume) => {
+      if (p.exit !== undefined) resume(p.exit)
+      else p.resume = resume
+    })
+  )
 
 /** Submits one item: succeeds or fails with the item's own answer, once its batch is written. */
 export type Submit<I, A, E> = (item: I) => Effect.Effect<A, E>
@@ -53,7 +75,7 @@ export const make = <I, A, E>(options: Options<I, A, E>): Effect.Effect<Submit<I
         return Effect.flatMap(
           write(batch.length === 1 ? [batch[0]!.item] : batch.map((p) => p.item)),
           (answers) => {
-            batch.forEach((p, i) => Deferred.unsafeDone(p.done, answers[i]!))
+            batch.forEach((p, i) => answer(p, answers[i]!))
             if (pending.length === 0 || closed) {
               writing = false
               return Effect.void
@@ -67,17 +89,17 @@ export const make = <I, A, E>(options: Options<I, A, E>): Effect.Effect<Submit<I
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        for (const p of pending.splice(0)) Deferred.unsafeDone(p.done, Exit.fail(options.closed(p.item)))
+        for (const p of pending.splice(0)) answer(p, Exit.fail(options.closed(p.item)))
       })
     )
 
     return (item: I): Effect.Effect<A, E> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(options.closed(item))
-        const done = Deferred.unsafeMake<A, E>(FiberId.none)
-        pending.push({ item, done })
-        if (writing) return Deferred.await(done)
+        const p: Pending<I, A, E> = { item, exit: undefined, resume: undefined }
+        pending.push(p)
+        if (writing) return awaitAnswer(p)
         writing = true
-        return Effect.zipRight(Effect.uninterruptible(lead), Deferred.await(done))
+        return Effect.zipRight(Effect.uninterruptible(lead), awaitAnswer(p))
       })
   })

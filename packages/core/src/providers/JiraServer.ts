@@ -3,9 +3,9 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect, Either, Option, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted } from "effect"
 import * as Jose from "jose"
-import type { Integration, RouteOutcome } from "../Domain.js"
+import type { Integration, Region, RouteOutcome } from "../Domain.js"
 import { Enqueue, respond } from "../Domain.js"
 import { InvalidToken } from "../Errors.js"
 import type { IntegrationRepo } from "../IntegrationRepo.js"
@@ -108,76 +108,101 @@ const TOKEN_ROUTE = /^issue-updated\/([^/]+)\/$/
  * @category constructors
  */
 export const make = (options: Options = {}): Provider => {
-  // two caches, so that a flood of bad tokens cannot push the good ones out
+  // two caches, so that a flood of bad tokens cannot push the good ones out; a rejected token keeps its whole
+  // outcome, built once: answering it again is a lookup, with no decision constructed per request
   const verified = new TtlCache<string, Integration>(options.tokenCacheCapacity ?? 10_000)
-  const rejected = new TtlCache<string, InvalidToken>(options.tokenCacheCapacity ?? 10_000)
+  const rejected = new TtlCache<string, RouteOutcome>(options.tokenCacheCapacity ?? 10_000)
   const ttl = options.tokenCacheTtlMs ?? 10_000
 
-  const integrationFor = Effect.fnUntraced(function*(token: string, ports: Ports) {
-    const now = yield* Clock.currentTimeMillis
-    const known = verified.get(token, now)
-    if (known !== undefined) return known
-    const refused = rejected.get(token, now)
-    if (refused !== undefined) return yield* refused
-    const { expiresAt, integration } = yield* verifyToken(token, ports.integrations).pipe(
-      // only a verdict on the token is kept: a store that cannot be read is asked again next time
-      Effect.tapError((error) =>
-        error._tag === "InvalidToken" ? Effect.sync(() => rejected.set(token, error, now + ttl)) : Effect.void
-      )
-    )
-    verified.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
-    return integration
+  const rejectedOutcome = (invalid: InvalidToken): RouteOutcome => ({
+    ...outcome(respond(200, invalid.reason), null),
+    event: { message: "jira_server.no_integration", fields: { error: invalid.reason } }
   })
+
+  // the Enqueue decision of one integration, region list and bucket is the same value every time: built once
+  // (bounded: emptied when full)
+  const decisions = new Map<string, Enqueue>()
+  const enqueueDecision = (
+    integrationId: Integration["id"],
+    regions: ReadonlyArray<Region>,
+    bucket: number | undefined
+  ): Enqueue => {
+    let key = `${integrationId}:${bucket ?? ""}`
+    for (const r of regions) key += `\u0000${r.name}`
+    let decision = decisions.get(key)
+    if (decision === undefined) {
+      decision = new Enqueue({
+        provider: NAME,
+        integrationId,
+        targets: regions.map((r) => ({
+          region: r.name,
+          mailbox: Mailbox.name(NAME, r.name, integrationId, bucket)
+        }))
+      }, { disableValidation: true })
+      if (decisions.size >= 4096) decisions.clear()
+      decisions.set(key, decision)
+    }
+    return decision
+  }
 
   // the mailbox of one region's copy: `jira_server:<region>:<integrationId>`, plus `:<issue.id mod 100>` while
   // bucketing is on (an issue id that is missing, zero, or not numeric gives no bucket, as in the reference)
-  const route = Effect.fnUntraced(function*(request: { readonly body: Uint8Array }, token: string, ports: Ports) {
-    // a refused token is answered here; a store that cannot be read fails the route (503)
-    const found = yield* integrationFor(token, ports).pipe(
-      Effect.map((integration): Either.Either<Integration, InvalidToken> => Either.right(integration)),
-      Effect.catchTag("InvalidToken", (invalid) => Effect.succeed(Either.left(invalid)))
-    )
-    if (found._tag === "Left") {
-      return {
-        ...outcome(respond(200, found.left.reason), null),
-        event: { message: "jira_server.no_integration", fields: { error: found.left.reason } }
+  const routeIntegration = Effect.fnUntraced(
+    function*(request: { readonly body: Uint8Array }, integration: Integration, ports: Ports) {
+      const resolution = yield* resolveWith(ports.organizations, ports.regions, integration.id)
+      const base = {
+        provider: NAME,
+        integration,
+        organizations: resolution.organizations,
+        regions: regionNames(resolution)
       }
-    }
-    const integration = found.right
-    const resolution = yield* resolveWith(ports.organizations, ports.regions, integration.id)
-    const base = {
-      provider: NAME,
-      integration,
-      organizations: resolution.organizations,
-      regions: regionNames(resolution)
-    }
-    if (resolution.organizations.length === 0) {
-      return { ...base, decision: respond(400, "no active organization"), reason: "no active organization" }
-    }
-    const data = parseJsonObject(request.body)
-    if (!isTruthy(data.changelog)) {
+      if (resolution.organizations.length === 0) {
+        return { ...base, decision: respond(400, "no active organization"), reason: "no active organization" }
+      }
+      const data = parseJsonObject(request.body)
+      if (!isTruthy(data.changelog)) {
+        return {
+          ...base,
+          decision: respond(200, "missing-changelog"),
+          reason: "missing-changelog",
+          event: { message: "missing-changelog", fields: { integration_id: integration.id } }
+        }
+      }
+      const now = yield* Clock.currentTimeMillis
+      const verdict = yield* ports.volumeGate.hit(`${NAME}:${integration.id}`, now, volumePolicy)
+      if (verdict.switched) yield* countRelaxed("bucketing_switch")
+      const issueId = getPath(data, "issue", "id")
+      const bucket = verdict.bucketed && isTruthy(issueId) ? idModulo(issueId, 100) : undefined
+      const decision = enqueueDecision(integration.id, resolution.regions, bucket)
       return {
         ...base,
-        decision: respond(200, "missing-changelog"),
-        reason: "missing-changelog",
-        event: { message: "missing-changelog", fields: { integration_id: integration.id } }
-      }
+        decision,
+        reason: bucket === undefined ? "enqueue" : "enqueue (bucketed)"
+      } satisfies RouteOutcome
     }
-    const now = yield* Clock.currentTimeMillis
-    const verdict = yield* ports.volumeGate.hit(`${NAME}:${integration.id}`, now, volumePolicy)
-    if (verdict.switched) yield* countRelaxed("bucketing_switch")
-    const issueId = getPath(data, "issue", "id")
-    const bucket = verdict.bucketed && isTruthy(issueId) ? idModulo(issueId, 100) : undefined
-    const decision = new Enqueue({
-      provider: NAME,
-      integrationId: integration.id,
-      targets: resolution.regions.map((r) => ({
-        region: r.name,
-        mailbox: Mailbox.name(NAME, r.name, integration.id, bucket)
-      }))
-    }, { disableValidation: true })
-    return { ...base, decision, reason: bucket === undefined ? "enqueue" : "enqueue (bucketed)" } satisfies RouteOutcome
-  })
+  )
+
+  // a token's verdict from the caches, else checked (and remembered); a refused token is answered here (200), a
+  // store that cannot be read fails the route (503) and is asked again next time
+  const route = (request: { readonly body: Uint8Array }, token: string, ports: Ports) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const known = verified.get(token, now)
+      if (known !== undefined) return routeIntegration(request, known, ports)
+      const refused = rejected.get(token, now)
+      if (refused !== undefined) return Effect.succeed(refused)
+      return Effect.matchEffect(verifyToken(token, ports.integrations), {
+        onFailure: (error) => {
+          if (error._tag !== "InvalidToken") return Effect.fail(error)
+          const answer = rejectedOutcome(error)
+          rejected.set(token, answer, now + ttl)
+          return Effect.succeed(answer)
+        },
+        onSuccess: ({ expiresAt, integration }) => {
+          verified.set(token, integration, Math.min(now + ttl, expiresAt ?? Infinity))
+          return routeIntegration(request, integration, ports)
+        }
+      })
+    })
 
   return {
     name: NAME,
