@@ -9,12 +9,13 @@ import {
   OrgRepo,
   Outbox,
   RegionDirectory,
+  ShedRules,
   StoreHealth,
   VolumeGate
 } from "@cellgate/core"
 import type { Vitest } from "@effect/vitest"
 import { assert } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
+import { Effect, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import type { Services } from "../support/Stores.js"
 import { plainIntegration, plainOrganization, plainPayload, plainRegion } from "../support/Stores.js"
 
@@ -80,6 +81,36 @@ export const conformance = <R>(
     "health check passes",
     Effect.gen(function*() {
       yield* (yield* StoreHealth.StoreHealth).check
+    })
+  )
+
+  test(
+    "shed rules (0005_shed_rules): add once, list sorted, remove exactly that rule; an import leaves them",
+    Effect.gen(function*() {
+      const shed = yield* ShedRules.ShedRules
+      assert.deepStrictEqual(yield* shed.list, [])
+      assert.isTrue(yield* shed.add({ provider: "github", integrationId: iid(12) }))
+      assert.isTrue(yield* shed.add({ provider: "github" }))
+      assert.isTrue(yield* shed.add({ provider: "bitbucket", integrationId: iid(3) }))
+      assert.isTrue(yield* shed.add({ provider: "github", integrationId: iid(2) }))
+      assert.isFalse(yield* shed.add({ provider: "github", integrationId: iid(12) }))
+      assert.isFalse(yield* shed.add({ provider: "github" }))
+      yield* (yield* DirectoryStore.DirectoryStore).importDirectory(sampleDirectory)
+      assert.deepStrictEqual(yield* shed.list, [
+        { provider: "bitbucket", integrationId: iid(3) },
+        { provider: "github" },
+        { provider: "github", integrationId: iid(2) },
+        { provider: "github", integrationId: iid(12) }
+      ])
+      // a provider-wide rule is not an integration's, nor the other way round
+      assert.isFalse(yield* shed.remove({ provider: "bitbucket" }))
+      assert.isTrue(yield* shed.remove({ provider: "github" }))
+      assert.isFalse(yield* shed.remove({ provider: "github" }))
+      assert.isTrue(yield* shed.remove({ provider: "github", integrationId: iid(12) }))
+      assert.deepStrictEqual(yield* shed.list, [
+        { provider: "bitbucket", integrationId: iid(3) },
+        { provider: "github", integrationId: iid(2) }
+      ])
     })
   )
 
@@ -232,6 +263,8 @@ export const conformance = <R>(
         plainPayload(head[0]),
         plainPayload({
           ...payload("jira:us:1", 100, { deliveryId: head[0].deliveryId }),
+          replyTarget: null,
+          traceContext: null,
           id: 1,
           attempts: 0,
           nextAttemptAt: 100,
@@ -330,6 +363,8 @@ export const conformance = <R>(
         plainPayload(dead[1]),
         plainPayload({
           ...payload("m:us:1", 3, { deliveryId: dead[1].deliveryId }),
+          replyTarget: null,
+          traceContext: null,
           id: 3,
           attempts: 0,
           nextAttemptAt: 3,
@@ -464,6 +499,101 @@ export const conformance = <R>(
       assert.isTrue(Option.isNone(yield* Fiber.poll(idle)), "woken without an enqueue")
       yield* TestClock.adjust(1)
       yield* Fiber.join(idle)
+    })
+  )
+
+  test(
+    "outbox: the reply target is kept on payloads, dead letters and replays (absent → null)",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const slack = { kind: "slack" as const, url: "https://hooks.slack.com/commands/T1/2/x" }
+      const discord = {
+        kind: "discord" as const,
+        applicationId: "app-1",
+        token: Redacted.make("tok-ü"),
+        apiBaseUrl: "http://127.0.0.1:1/api/v10"
+      }
+      yield* outbox.enqueue([
+        payload("reply:us:1", 1, { replyTarget: slack }),
+        payload("reply:us:1", 2, { replyTarget: discord }),
+        payload("reply:us:1", 3, { replyTarget: null }),
+        payload("reply:us:1", 4)
+      ])
+      const plain = (t: Outbox.StoredPayload["replyTarget"]) =>
+        t == null ? t : t.kind === "slack" ? t : { ...t, token: Redacted.value(t.token) }
+      const expected = [slack, { ...discord, token: "tok-ü" }, null, null]
+      const head = yield* outbox.head("reply:us:1", 10)
+      assert.deepStrictEqual(head.map((p) => plain(p.replyTarget)), expected)
+      const token = head[1]!.replyTarget
+      assert.isTrue(token?.kind === "discord" && String(token.token) === "<redacted>")
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 1 })
+      for (const p of head) {
+        yield* outbox.deadLetter({ mailbox: "reply:us:1", owner: "w", now: 10 }, p.id, {
+          reason: "x",
+          lastStatus: null,
+          lastBody: null
+        })
+      }
+      assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => plain(d.replyTarget)), expected)
+      yield* outbox.replay("all", 20)
+      assert.deepStrictEqual((yield* outbox.head("reply:us:1", 10)).map((p) => plain(p.replyTarget)), expected)
+    })
+  )
+
+  test(
+    "outbox: claimReply is once per delivery id; remember is first-writer-wins until the record expires",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      assert.isTrue(yield* outbox.claimReply("d-1", 1))
+      assert.isFalse(yield* outbox.claimReply("d-1", 2))
+      assert.isTrue(yield* outbox.claimReply("d-2", 3))
+      const claims = yield* Effect.all(Array.from({ length: 8 }, (_, i) => outbox.claimReply("d-3", i)), {
+        concurrency: "unbounded"
+      })
+      assert.strictEqual(claims.filter((c) => c).length, 1)
+
+      assert.isTrue(yield* outbox.remember("ev-1", { now: 100, until: 200 }))
+      assert.isFalse(yield* outbox.remember("ev-1", { now: 150, until: 250 }))
+      assert.isFalse(yield* outbox.remember("ev-1", { now: 199, until: 299 }))
+      assert.isTrue(yield* outbox.remember("ev-2", { now: 150, until: 250 }))
+      // expired at 200: written again, and in force until the new expiry
+      assert.isTrue(yield* outbox.remember("ev-1", { now: 200, until: 300 }))
+      assert.isFalse(yield* outbox.remember("ev-1", { now: 299, until: 399 }))
+      yield* outbox.forget("ev-1")
+      assert.isTrue(yield* outbox.remember("ev-1", { now: 299, until: 399 }))
+      yield* outbox.forget("never-seen")
+      const racing = yield* Effect.all(
+        Array.from({ length: 8 }, () => outbox.remember("ev-3", { now: 500, until: 600 })),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(racing.filter((r) => r).length, 1)
+    })
+  )
+
+  test(
+    "outbox: the trace context is kept on payloads, dead letters and replays (absent → null)",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+      yield* outbox.enqueue([
+        payload("trace:us:1", 1, { traceContext: traced }),
+        payload("trace:us:1", 2, { traceContext: null }),
+        payload("trace:us:1", 3)
+      ])
+      const expected = [traced, null, null]
+      const head = yield* outbox.head("trace:us:1", 10)
+      assert.deepStrictEqual(head.map((p) => p.traceContext), expected)
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 100, limit: 1 })
+      for (const p of head) {
+        yield* outbox.deadLetter({ mailbox: "trace:us:1", owner: "w", now: 10 }, p.id, {
+          reason: "x",
+          lastStatus: null,
+          lastBody: null
+        })
+      }
+      assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => d.traceContext), expected)
+      yield* outbox.replay("all", 20)
+      assert.deepStrictEqual((yield* outbox.head("trace:us:1", 10)).map((p) => p.traceContext), expected)
     })
   )
 }

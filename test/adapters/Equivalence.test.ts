@@ -9,6 +9,7 @@ import {
   OrgRepo,
   Outbox,
   RegionDirectory,
+  ShedRules,
   VolumeGate
 } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -51,7 +52,8 @@ const tables = [
   "regions",
   "organizations",
   "integrations",
-  "organization_integrations"
+  "organization_integrations",
+  "shed_rules"
 ]
 
 const reset = Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -366,6 +368,37 @@ layer(StoresLive, { timeout: "120 seconds" })("memory = sqlite = postgres", (it)
         assertSame(yield* onEach(program))
       }),
     { fastCheck: { numRuns: 50 } }
+  )
+
+  it.effect.prop(
+    "shed rules: generated adds and removes answer alike, and list the same rules",
+    {
+      calls: fc.array(
+        fc.record({
+          add: fc.boolean(),
+          provider: fc.constantFrom("github", "gitlab", "plugins"),
+          integrationId: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined })
+        }),
+        { maxLength: 30 }
+      )
+    },
+    ({ calls }) =>
+      Effect.gen(function*() {
+        const program = Effect.gen(function*() {
+          const shed = yield* ShedRules.ShedRules
+          const out: Array<unknown> = []
+          for (const c of calls) {
+            const rule = c.integrationId === undefined
+              ? { provider: c.provider }
+              : { provider: c.provider, integrationId: c.integrationId as IntegrationId }
+            out.push(yield* answer(c.add ? shed.add(rule) : shed.remove(rule)))
+          }
+          out.push(yield* answer(shed.list))
+          return out
+        })
+        assertSame(yield* onEach(program))
+      }),
+    { fastCheck: { numRuns: 30 } }
   )
 
   it.effect.prop(

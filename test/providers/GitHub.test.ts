@@ -100,14 +100,19 @@ describe("github webhook/", () => {
       const outcome = yield* route(req)
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
+      // ROUTING.md §8.5: the event type (`X-GitHub-Event: issues`) is the mailbox's last part
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
-        { region: "eu", mailbox: "github:eu:100:67" },
-        { region: "us", mailbox: "github:us:100:67" }
+        { region: "eu", mailbox: "github:eu:100:67:issues" },
+        { region: "us", mailbox: "github:us:100:67:issues" }
       ])
       assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [1, 2, 3])
       assertAccepted(yield* handle(req))
-      assert.deepStrictEqual(yield* stored, [["github:eu:100:67", "eu", 1], ["github:us:100:67", "us", 1]])
-      const [payload] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("github:eu:100:67", 1))
+      assert.deepStrictEqual(yield* stored, [["github:eu:100:67:issues", "eu", 1], [
+        "github:us:100:67:issues",
+        "us",
+        1
+      ]])
+      const [payload] = yield* Effect.flatMap(Outbox.Outbox, (o) => o.head("github:eu:100:67:issues", 1))
       assert.deepStrictEqual(payload!.body, req.body)
       assert.strictEqual(payload!.integrationId, 100)
       assert.strictEqual(payload!.provider, "github")
@@ -116,7 +121,7 @@ describe("github webhook/", () => {
   it.effect("no repository → no bucket", () =>
     Effect.gen(function*() {
       assertAccepted(yield* post(PATH, JSON.stringify({ action: "created", installation: { id: 1000 } })))
-      assert.deepStrictEqual(yield* stored, [["github:eu:100", "eu", 1], ["github:us:100", "us", 1]])
+      assert.deepStrictEqual(yield* stored, [["github:eu:100:issues", "eu", 1], ["github:us:100:issues", "us", 1]])
     }).pipe(Effect.provide(withSecrets())))
 
   for (const event of ["installation", "installation_repositories"]) {
@@ -190,7 +195,7 @@ describe("github webhook/", () => {
     Effect.gen(function*() {
       assertError(yield* post(PATH, body({ id: 4000 })), 401, "invalid_signature")
       assertAccepted(yield* post(PATH, body({ id: 4000 }), { secret: OWN_SECRET }))
-      assert.deepStrictEqual(yield* stored, [["github:de:103:67", "de", 1]])
+      assert.deepStrictEqual(yield* stored, [["github:de:103:67:issues", "de", 1]])
     }).pipe(Effect.provide(withSecrets())))
 
   it.effect("the own secret is used when no app secret is configured", () =>
@@ -203,7 +208,11 @@ describe("github webhook/", () => {
     Effect.gen(function*() {
       assertAccepted(yield* post(PATH, body({ id: 1000 }), { secret: null }))
       assertAccepted(yield* post(PATH, body({ id: 1000 }), { secret: "anything" }))
-      assert.deepStrictEqual(yield* stored, [["github:eu:100:67", "eu", 2], ["github:us:100:67", "us", 2]])
+      assert.deepStrictEqual(yield* stored, [["github:eu:100:67:issues", "eu", 2], [
+        "github:us:100:67:issues",
+        "us",
+        2
+      ]])
     }).pipe(Effect.provide(withoutSecrets())))
 
   describe("check_run / check_suite the regions never process: 202, nothing stored, counted", () => {
@@ -270,10 +279,10 @@ describe("github webhook/", () => {
 
 describe("github_enterprise webhook/", () => {
   const host = { "x-github-enterprise-host": GHE_HOST }
-  it.effect("identified by <host>:<installation.id>, mailbox github_enterprise:<region>:<id>:<bucket>", () =>
+  it.effect("identified by <host>:<installation.id>, mailbox github_enterprise:<region>:<id>:<bucket>:<event>", () =>
     Effect.gen(function*() {
       assertAccepted(yield* post(GHE_PATH, body({ id: 1000 }), { headers: host }))
-      assert.deepStrictEqual(yield* stored, [["github_enterprise:eu:110:67", "eu", 1]])
+      assert.deepStrictEqual(yield* stored, [["github_enterprise:eu:110:67:issues", "eu", 1]])
     }).pipe(Effect.provide(withSecrets())))
 
   it.effect("no host header → 400 (even when the bare installation id is an integration)", () =>

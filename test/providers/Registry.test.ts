@@ -4,7 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 const registry = ProviderRegistry.make(Providers.builtins())
 
 describe("built-in providers", () => {
-  it("every provider of ROUTING.md §5 but Slack and Discord is built in, with its webhook paths", () => {
+  it("every provider of ROUTING.md §5 is built in, with its webhook paths", () => {
     const routes = Object.fromEntries(registry.all.map((p) => [p.name, p.routes]))
     assert.deepStrictEqual(routes, {
       jira_server: ["issue-updated/<token>/"],
@@ -15,7 +15,10 @@ describe("built-in providers", () => {
       bitbucket: ["organizations/<org id>/webhook/"],
       bitbucket_server: ["organizations/<org id>/webhook/<integration id>/"],
       vsts: ["issue-updated/"],
-      msteams: ["webhook/"]
+      msteams: ["webhook/"],
+      slack: ["commands/", "action/", "options-load/", "event/"],
+      discord: ["interactions/"],
+      plugins: ["github/organizations/<org id>/webhook/", "bitbucket/organizations/<org id>/webhook/"]
     })
   })
 
@@ -29,7 +32,9 @@ describe("built-in providers", () => {
       ["/extensions/bitbucket/organizations/12/webhook/", "bitbucket", "webhook", ["12"]],
       ["/extensions/bitbucket-server/organizations/12/webhook/7/", "bitbucket_server", "webhook", ["12", "7"]],
       ["/extensions/vsts/issue-updated/", "vsts", "issue-updated", []],
-      ["/extensions/msteams/webhook/", "msteams", "webhook", []]
+      ["/extensions/msteams/webhook/", "msteams", "webhook", []],
+      ["/extensions/slack/options-load/", "slack", "options-load", []],
+      ["/extensions/discord/interactions/", "discord", "interactions", []]
     ]
     for (const [path, provider, route, params] of cases) {
       const c = Provider.classify(path, registry)

@@ -57,6 +57,6 @@ export const resetTables: Effect.Effect<void, never, SqlClient.SqlClient> = Effe
   (sql) =>
     sql.unsafe(
       `TRUNCATE outbox_payloads, outbox_mailboxes, outbox_dead_letters, volume_counters, regions, organizations,
-       integrations, organization_integrations RESTART IDENTITY`
+       integrations, organization_integrations, replies, dedupe RESTART IDENTITY`
     )
 ).pipe(Effect.orDie)

@@ -1,6 +1,6 @@
 /**
- * The directory over any `SqlClient` (SQLite or PostgreSQL): `IntegrationRepo`, `OrgRepo`, `RegionDirectory` and
- * `DirectoryStore` (the import). Reads answer exactly as the memory directory does; a read the store cannot answer
+ * The directory over any `SqlClient` (SQLite or PostgreSQL): `IntegrationRepo`, `OrgRepo`, `RegionDirectory`,
+ * `DirectoryStore` (the import) and the store's shed rules (`ShedRules`, table `shed_rules`; an import leaves them). Reads answer exactly as the memory directory does; a read the store cannot answer
  * (driver failure, a row that does not decode) fails with `StoreUnavailable`. No cache here: `SqlStore.layer`
  * (and so `Sqlite.layer` / `Postgres.layer`) puts `DirectoryCache` in front of it.
  *
@@ -15,7 +15,9 @@ import {
   Organization,
   OrgRepo,
   Region,
-  RegionDirectory
+  RegionDirectory,
+  ShedRules,
+  StoreUnavailable
 } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -24,6 +26,7 @@ import { Array as Arr, Context, Effect, Layer, Option, Order, Redacted, Schema }
 import {
   decodeRows,
   Int,
+  IntOrNull,
   isPg,
   makeTransaction,
   readErrors,
@@ -70,6 +73,21 @@ export const RegionRow = Schema.Struct({ name: Schema.String, url: Schema.String
  * @category rows
  */
 export const ActiveLinkRow = Schema.Struct({ organization_id: Int })
+
+/**
+ * A row of `shed_rules`.
+ *
+ * @since 0.2.0
+ * @category rows
+ */
+export const ShedRuleRow = Schema.Struct({ provider: Schema.String, integration_id: IntOrNull })
+
+const KeyRow = Schema.Struct({ key: Schema.String })
+
+const toShedRule = (row: typeof ShedRuleRow.Type): ShedRules.Rule =>
+  row.integration_id === null
+    ? { provider: row.provider }
+    : { provider: row.provider, integrationId: row.integration_id as IntegrationId }
 
 const toIntegration = (row: typeof IntegrationRow.Type): Integration => {
   const metadata: { webhookSecret?: Redacted.Redacted<string>; sharedSecret?: Redacted.Redacted<string> } = {}
@@ -121,6 +139,7 @@ export interface SqlDirectory {
   readonly orgs: OrgRepo.OrgRepo["Type"]
   readonly regions: RegionDirectory.RegionDirectory["Type"]
   readonly store: DirectoryStore.DirectoryStore["Type"]
+  readonly shed: ShedRules.ShedRules["Type"]
 }
 
 /**
@@ -208,6 +227,32 @@ export const make: Effect.Effect<SqlDirectory, never, SqlClient.SqlClient> = Eff
       }
     })).pipe(storeErrors("importDirectory"), health.trackAppend)
 
+  // shed rules: read every second by each gateway (`ShedRules.layerInForce`), written by `cellgate shed add|remove`
+  const shedListQuery = query(`SELECT provider, integration_id FROM shed_rules`, ShedRuleRow)
+  const shedAddQuery = query(
+    `INSERT INTO shed_rules (key, provider, integration_id) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING key`,
+    KeyRow
+  )
+  const shedRemoveQuery = query(`DELETE FROM shed_rules WHERE key = ? RETURNING key`, KeyRow)
+  const writeErrors = (operation: string) => <A>(self: Effect.Effect<A, SqlError | ParseResult.ParseError>) =>
+    Effect.mapError(self, (cause) => new StoreUnavailable({ operation, cause }))
+  const shed = ShedRules.ShedRules.of({
+    list: shedListQuery([]).pipe(
+      Effect.map((rows) => ShedRules.sort(rows.map(toShedRule))),
+      readErrors("ShedRules.list")
+    ),
+    add: (rule) =>
+      shedAddQuery([ShedRules.key(rule), rule.provider, rule.integrationId ?? null]).pipe(
+        Effect.map((rows) => rows.length > 0),
+        writeErrors("ShedRules.add")
+      ),
+    remove: (rule) =>
+      shedRemoveQuery([ShedRules.key(rule)]).pipe(
+        Effect.map((rows) => rows.length > 0),
+        writeErrors("ShedRules.remove")
+      )
+  })
+
   const first = <A, B>(f: (a: A) => B) => (rows: ReadonlyArray<A>) => Option.map(Arr.head(rows), f)
 
   const integrations = IntegrationRepo.IntegrationRepo.of({
@@ -248,11 +293,11 @@ export const make: Effect.Effect<SqlDirectory, never, SqlClient.SqlClient> = Eff
     )
   })
 
-  return { integrations, orgs, regions, store: DirectoryStore.DirectoryStore.of({ importDirectory }) }
+  return { integrations, orgs, regions, store: DirectoryStore.DirectoryStore.of({ importDirectory }), shed }
 })
 
 /**
- * The directory's context: `IntegrationRepo`, `OrgRepo`, `RegionDirectory`, `DirectoryStore`.
+ * The directory's context: `IntegrationRepo`, `OrgRepo`, `RegionDirectory`, `DirectoryStore`, `ShedRules`.
  *
  * @since 0.2.0
  * @category constructors
@@ -260,12 +305,17 @@ export const make: Effect.Effect<SqlDirectory, never, SqlClient.SqlClient> = Eff
 export const toContext = (
   directory: SqlDirectory
 ): Context.Context<
-  IntegrationRepo.IntegrationRepo | OrgRepo.OrgRepo | RegionDirectory.RegionDirectory | DirectoryStore.DirectoryStore
+  | IntegrationRepo.IntegrationRepo
+  | OrgRepo.OrgRepo
+  | RegionDirectory.RegionDirectory
+  | DirectoryStore.DirectoryStore
+  | ShedRules.ShedRules
 > =>
   Context.make(IntegrationRepo.IntegrationRepo, directory.integrations).pipe(
     Context.add(OrgRepo.OrgRepo, directory.orgs),
     Context.add(RegionDirectory.RegionDirectory, directory.regions),
-    Context.add(DirectoryStore.DirectoryStore, directory.store)
+    Context.add(DirectoryStore.DirectoryStore, directory.store),
+    Context.add(ShedRules.ShedRules, directory.shed)
   )
 
 /**
@@ -275,7 +325,11 @@ export const toContext = (
  * @category layers
  */
 export const layer: Layer.Layer<
-  IntegrationRepo.IntegrationRepo | OrgRepo.OrgRepo | RegionDirectory.RegionDirectory | DirectoryStore.DirectoryStore,
+  | IntegrationRepo.IntegrationRepo
+  | OrgRepo.OrgRepo
+  | RegionDirectory.RegionDirectory
+  | DirectoryStore.DirectoryStore
+  | ShedRules.ShedRules,
   never,
   SqlClient.SqlClient
 > = Layer.effectContext(Effect.map(make, toContext))

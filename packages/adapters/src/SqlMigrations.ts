@@ -102,13 +102,62 @@ const outbox = ddl({
 })
 
 /**
+ * `0004_replies` (ROUTING.md §8.3): the reply target of a stored hybrid request (JSON, nullable) on payloads and
+ * dead letters; `replies`, the once-only reply record (one row per delivery id that was replied to); `dedupe`, event
+ * ids seen by the fleet with their expiry (epoch ms).
+ */
+const replies = ddl({
+  sqlite: [
+    `ALTER TABLE outbox_payloads ADD COLUMN reply_target TEXT`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN reply_target TEXT`,
+    `CREATE TABLE replies (delivery_id TEXT PRIMARY KEY, claimed_at INTEGER NOT NULL)`,
+    `CREATE TABLE dedupe (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)`,
+    `CREATE INDEX dedupe_expiry ON dedupe (expires_at)`
+  ],
+  pg: [
+    `ALTER TABLE outbox_payloads ADD COLUMN reply_target text`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN reply_target text`,
+    `CREATE TABLE replies (delivery_id text PRIMARY KEY, claimed_at bigint NOT NULL)`,
+    `CREATE TABLE dedupe (key text PRIMARY KEY, expires_at bigint NOT NULL)`,
+    `CREATE INDEX dedupe_expiry ON dedupe (expires_at)`
+  ]
+})
+
+/**
+ * `0005_shed_rules` (ROUTING.md §8.4): the store's shed rules, one row per rule; `key` is `<provider>` or
+ * `<provider>:<integration id>` (`ShedRules.key`), so a rule is stored once.
+ */
+const shedRules = ddl({
+  sqlite: [`CREATE TABLE shed_rules (key TEXT PRIMARY KEY, provider TEXT NOT NULL, integration_id INTEGER)`],
+  pg: [`CREATE TABLE shed_rules (key text COLLATE "C" PRIMARY KEY, provider text NOT NULL, integration_id bigint)`]
+})
+
+/**
+ * `0006_trace_context`: the W3C `traceparent` of a webhook's ingest span (nullable: not traced) on payloads and
+ * dead letters, so that a delivery in any process, after any restart, joins the webhook's trace.
+ */
+const traceContext = ddl({
+  sqlite: [
+    `ALTER TABLE outbox_payloads ADD COLUMN trace_context TEXT`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN trace_context TEXT`
+  ],
+  pg: [
+    `ALTER TABLE outbox_payloads ADD COLUMN trace_context text`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN trace_context text`
+  ]
+})
+
+/**
  * @since 0.1.0
  * @category migrations
  */
 export const migrations = {
   "0001_directory": directory,
   "0002_volume_gate": volumeGate,
-  "0003_outbox": outbox
+  "0003_outbox": outbox,
+  "0004_replies": replies,
+  "0005_shed_rules": shedRules,
+  "0006_trace_context": traceContext
 } as const
 
 /**
@@ -117,7 +166,7 @@ export const migrations = {
  * @since 0.1.0
  * @category constants
  */
-export const latestMigration = 3
+export const latestMigration = 6
 
 /**
  * @since 0.1.0

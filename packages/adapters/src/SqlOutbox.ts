@@ -8,7 +8,7 @@
  * @since 0.2.0
  */
 import type { IntegrationId, RegionName } from "@cellgate/core"
-import { LeaseLost, StoreUnavailable } from "@cellgate/core"
+import { LeaseLost, ReplyTarget, StoreUnavailable } from "@cellgate/core"
 import * as Outbox from "@cellgate/core/Outbox"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -96,8 +96,14 @@ export const PayloadRow = Schema.Struct({
   delivery_id: Schema.String,
   attempts: Int,
   next_attempt_at: Int,
-  last_error: Schema.NullOr(Schema.String)
+  last_error: Schema.NullOr(Schema.String),
+  /** JSON (`0004_replies`). */
+  reply_target: Schema.NullOr(Schema.parseJson(ReplyTarget)),
+  /** The W3C `traceparent` of the ingest span (`0006_trace_context`). */
+  trace_context: Schema.NullOr(Schema.String)
 })
+
+const encodeReplyTarget = Schema.encodeSync(Schema.parseJson(ReplyTarget))
 
 /**
  * A row of `outbox_dead_letters`.
@@ -147,6 +153,8 @@ const toStored = (row: typeof PayloadRow.Type): Outbox.StoredPayload => ({
   body: row.body,
   receivedAt: row.received_at,
   deliveryId: row.delivery_id,
+  replyTarget: row.reply_target,
+  traceContext: row.trace_context,
   attempts: row.attempts,
   nextAttemptAt: row.next_attempt_at,
   lastError: row.last_error
@@ -183,7 +191,8 @@ const byDueThenName = Order.combine(
 const byId = Order.mapInput(Order.number, (r: { readonly id: number }) => r.id)
 const mailboxOrder = byMailbox<{ readonly mailbox: string }>()
 
-const copyColumns = "mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id"
+const copyColumns =
+  "mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, reply_target, trace_context"
 
 /** One mailbox row of a batch: how many payloads it gets, due at the `receivedAt` of its first one (as in memory). */
 interface BoxCount {
@@ -245,14 +254,16 @@ const makeBatchWriter = (sql: SqlClient.SqlClient) => {
   }
   const insertPayloads = (rows: number, offset: number) =>
     `INSERT INTO outbox_payloads (mailbox, provider, region, integration_id, method, path, headers, body, received_at,
-      delivery_id, next_attempt_at, attempts) VALUES ${placeholders(rows, 11, ", 0", offset)}`
+      delivery_id, reply_target, trace_context, next_attempt_at, attempts) VALUES ${
+      placeholders(rows, 13, ", 0", offset)
+    }`
   const upsertMailboxes = (rows: number, offset: number) =>
     `INSERT INTO outbox_mailboxes (mailbox, region, depth, next_attempt_at) VALUES ${placeholders(rows, 4, "", offset)}
       ON CONFLICT (mailbox) DO UPDATE SET depth = outbox_mailboxes.depth + excluded.depth`
   const payloadsText = cached((rows) => insertPayloads(rows, 0))
   const mailboxesText = cached((_, boxes) => upsertMailboxes(boxes, 0))
   const combinedText = cached((rows, boxes) =>
-    `WITH payloads AS (${insertPayloads(rows, 0)}) ${upsertMailboxes(boxes, rows * 11)}`
+    `WITH payloads AS (${insertPayloads(rows, 0)}) ${upsertMailboxes(boxes, rows * 13)}`
   )
 
   const payloadParams = (chunk: ReadonlyArray<Outbox.NewPayload>, params: Array<unknown>) => {
@@ -268,6 +279,8 @@ const makeBatchWriter = (sql: SqlClient.SqlClient) => {
         toBuffer(p.body),
         p.receivedAt,
         p.deliveryId,
+        p.replyTarget == null ? null : encodeReplyTarget(p.replyTarget),
+        p.traceContext ?? null,
         p.receivedAt
       )
     }
@@ -559,6 +572,15 @@ export const make = (
 
     const lost = (lease: Outbox.Lease) => new LeaseLost({ mailbox: lease.mailbox, owner: lease.owner })
 
+    // expired event records are removed at most once a minute per process (a range delete on their index)
+    let dedupeSweptAt = Number.NEGATIVE_INFINITY
+    const sweepDedupe = (now: number) =>
+      Effect.suspend(() => {
+        if (now - dedupeSweptAt < 60_000) return Effect.void
+        dedupeSweptAt = now
+        return Effect.asVoid(sql`DELETE FROM dedupe WHERE expires_at <= ${now}`)
+      })
+
     return Outbox.Outbox.of({
       enqueue: (payloads) => payloads.length === 0 ? Effect.void : enqueue(payloads),
       awaitWork: wake.awaitWork,
@@ -665,6 +687,27 @@ export const make = (
           )
           return rows.length
         })).pipe(storeErrors("replay"), health.trackAppend),
+      claimReply: (deliveryId, now) =>
+        sql`INSERT INTO replies (delivery_id, claimed_at) VALUES (${deliveryId}, ${now})
+          ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id`.pipe(
+          Effect.map((rows) => rows.length > 0),
+          storeErrors("claimReply"),
+          health.track
+        ),
+      // first writer wins: the upsert overwrites only an expired record, atomically (one statement)
+      remember: (key, { now, until }) =>
+        sweepDedupe(now).pipe(
+          Effect.zipRight(
+            sql`INSERT INTO dedupe (key, expires_at) VALUES (${key}, ${until})
+              ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE dedupe.expires_at <= ${now}
+              RETURNING key`
+          ),
+          Effect.map((rows) => rows.length > 0),
+          storeErrors("remember"),
+          health.track
+        ),
+      forget: (key) =>
+        sql`DELETE FROM dedupe WHERE key = ${key}`.pipe(Effect.asVoid, storeErrors("forget"), health.track),
       deadLetters: sql`SELECT ${
         sql.literal(PgDrainStatement.payloadColumns)
       }, dead_at, reason, last_status, last_body FROM outbox_dead_letters ORDER BY id`.pipe(

@@ -23,17 +23,22 @@
 import { Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Option, Random } from "effect"
 import * as DeliveryPolicy from "./DeliveryPolicy.js"
 import * as DeliverySettings from "./DeliverySettings.js"
-import type { Region } from "./Domain.js"
+import type { ReplyTarget } from "./Domain.js"
+import { Region } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import { RegionTransportError } from "./Errors.js"
 import { outgoingHeaders } from "./Forwarding.js"
 import { IdGenerator } from "./IdGenerator.js"
+import type { RegionName } from "./Ids.js"
 import * as Metrics from "./Metrics.js"
 import type { Lease, StoredPayload } from "./Outbox.js"
 import { Outbox, unsafeMakeWakeSignal } from "./Outbox.js"
+import type { RegionResponse } from "./RegionClient.js"
 import { RegionClient } from "./RegionClient.js"
 import { RegionDirectory } from "./RegionDirectory.js"
+import * as ReplyClient from "./ReplyClient.js"
 import * as StoreOutage from "./StoreOutage.js"
+import * as Tracing from "./Tracing.js"
 
 // -------------------------------------------------------------------------------------------------------------------
 // Drain
@@ -94,6 +99,87 @@ export const DEFECT_ERROR = "internal error while delivering (see the worker's l
 const transportError = (region: string, kind: "timeout" | "connection", detail: string) =>
   new RegionTransportError({ region, kind, detail })
 
+// -------------------------------------------------------------------------------------------------------------------
+// Replies (ROUTING.md §8.3)
+// -------------------------------------------------------------------------------------------------------------------
+
+/** One send of a reply waits at most this long. */
+const REPLY_TIMEOUT_MS = 5_000
+/** The reply target's answer is not needed: read at most this much of it. */
+const REPLY_ANSWER_BYTES = 65_536
+const REPLY_BACKOFF_MS = 250
+
+const encoder = new TextEncoder()
+
+/**
+ * After a stored delivery completed with a 2xx answer that has a body: the first such delivery of the webhook (the
+ * reply record, `Outbox.claimReply`, keyed by the delivery id every copy shares) sends the answer to the reply target,
+ * at most `ReplyClient.MAX_SENDS` times in all (a 5xx, a 429 or no answer is sent again; any other answer ends it),
+ * counted in `cellgate_replies_total{provider,outcome}`. The payload is delivered either way: a reply that fails is
+ * logged (with the target's host, never its path), never retried later.
+ */
+const replyOnce = Effect.fnUntraced(function*(p: StoredPayload, target: ReplyTarget, answer: RegionResponse) {
+  if (answer.status < 200 || answer.status >= 300 || answer.body.length === 0) return
+  const outbox = yield* Outbox
+  const log = (message: string, fields: Record<string, unknown>) =>
+    Effect.logWarning(message).pipe(
+      Effect.annotateLogs({ provider: p.provider, delivery_id: p.deliveryId, payload_id: p.id, ...fields })
+    )
+  if (answer.truncated === true) {
+    yield* Metrics.repliesTotal.update(1, p.provider, "failed")
+    return yield* log("reply not sent: the region's answer is over delivery.maxAnswerBytes", {})
+  }
+  const now = yield* Clock.currentTimeMillis
+  const claimed = yield* outbox.claimReply(p.deliveryId, now).pipe(
+    Effect.catchTag("StoreUnavailable", (e) => Effect.as(StoreOutage.report(e), "unavailable" as const))
+  )
+  if (claimed === false) return
+  if (claimed === "unavailable") {
+    yield* Metrics.repliesTotal.update(1, p.provider, "failed")
+    return yield* log("reply not sent: the reply record could not be written", {})
+  }
+  const request = ReplyClient.replyRequest(target, answer.body)
+  const host = ReplyClient.hostOf(request.url)
+  const split = ReplyClient.splitUrl(request.url)
+  if (split === undefined) {
+    yield* Metrics.repliesTotal.update(1, p.provider, "refused_host")
+    return yield* log("reply not sent: the reply target is not an http(s) URL", {})
+  }
+  const custom = (yield* ReplyClient.ReplyClient).send
+  const client = yield* RegionClient
+  const region = new Region({ name: "reply" as RegionName, url: split.origin }, { disableValidation: true })
+  const send = custom !== undefined
+    ? custom(request, REPLY_TIMEOUT_MS)
+    : client.send(region, {
+      method: request.method,
+      path: split.path,
+      headers: request.headers,
+      body: encoder.encode(request.body)
+    }, { timeoutMs: REPLY_TIMEOUT_MS, maxAnswerBytes: REPLY_ANSWER_BYTES })
+  let last = "no answer"
+  for (let i = 0; i < ReplyClient.MAX_SENDS; i++) {
+    if (i > 0) yield* Effect.sleep(REPLY_BACKOFF_MS * 2 ** (i - 1))
+    const sent = yield* Effect.either(
+      send.pipe(Effect.timeoutFail({
+        duration: REPLY_TIMEOUT_MS + 1000,
+        onTimeout: () => transportError("reply", "timeout", `no answer in ${REPLY_TIMEOUT_MS} ms`)
+      }))
+    )
+    if (sent._tag === "Right" && sent.right.status >= 200 && sent.right.status < 300) {
+      yield* Metrics.repliesTotal.update(1, p.provider, "ok")
+      return yield* Effect.logInfo("reply sent").pipe(
+        Effect.annotateLogs({ provider: p.provider, delivery_id: p.deliveryId, host, sends: i + 1 })
+      )
+    }
+    if (sent._tag === "Right") {
+      last = `status ${sent.right.status}`
+      if (sent.right.status !== 429 && sent.right.status < 500) break
+    } else last = sent.left.kind === "timeout" ? "timeout" : "unreachable"
+  }
+  yield* Metrics.repliesTotal.update(1, p.provider, "failed")
+  yield* log("reply failed", { host, error: last })
+})
+
 /**
  * Drains one mailbox that `owner` has claimed: payloads in id order, each sent through `RegionClient` with the
  * `x-cellgate-*` headers (delivery id, attempt = attempts + 1, mailbox; signed when the region has a secret).
@@ -120,6 +206,8 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   const client = yield* RegionClient
   const directory = yield* RegionDirectory
   const settings = yield* DeliverySettings.DeliverySettings
+  // traces (Tracing.ts): one flag read per drain; off, an attempt has no span and no work for them
+  const tracing = yield* Tracing.Tracing
   yield* Effect.annotateCurrentSpan("mailbox", mailbox)
 
   const started = yield* Clock.currentTimeMillis
@@ -154,6 +242,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
 
   // carries out what the policy decided (the only place the drain writes an attempt's result)
   const carryOut = Effect.fnUntraced(function*(p: StoredPayload, decision: DeliveryPolicy.Decision, now: number) {
+    if (tracing.enabled) yield* Tracing.annotate({ decision: decision._tag })
     switch (decision._tag) {
       case "Complete": {
         yield* outbox.complete(lease(now), p.id)
@@ -194,7 +283,13 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   const settle = Effect.fnUntraced(function*(p: StoredPayload, answer: DeliveryPolicy.Answer) {
     const now = yield* Clock.currentTimeMillis
     const random = yield* Random.next
-    return yield* carryOut(p, DeliveryPolicy.decide(p, answer, now, settings, random), now)
+    const decision = DeliveryPolicy.decide(p, answer, now, settings, random)
+    const step = yield* carryOut(p, decision, now)
+    // delivered (the complete was accepted): the answer may go to the reply target, once per webhook
+    if (decision._tag === "Complete" && answer._tag === "Answered" && p.replyTarget != null) {
+      yield* replyOnce(p, p.replyTarget, answer.response)
+    }
+    return step
   })
 
   const attemptOnce = Effect.fnUntraced(function*(p: StoredPayload) {
@@ -212,6 +307,8 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       attempt: p.attempts + 1,
       mailbox
     }, now)
+    // the attempt's span goes to the region as `traceparent`: the region's own trace joins the webhook's
+    if (tracing.enabled) yield* Tracing.withTraceparent(headers)
     sent++
     const answer = yield* client.send(region, { method: p.method, path: p.path, headers, body: p.body }, {
       timeoutMs: settings.requestTimeoutMs,
@@ -226,6 +323,9 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     )
     const end = yield* Clock.currentTimeMillis
     yield* Metrics.deliverySeconds.update((end - now) / 1000, region.name)
+    if (tracing.enabled) {
+      yield* Tracing.annotate(answer._tag === "Right" ? { status: answer.right.status } : { error: answer.left.kind })
+    }
     if (answer._tag === "Left") return yield* settle(p, DeliveryPolicy.Answer.NoAnswer({ error: answer.left.message }))
     if (answer.right.truncated === true) yield* Metrics.truncatedTotal.update(1, "stored_answer")
     return yield* settle(p, DeliveryPolicy.Answer.Answered({ response: answer.right }))
@@ -234,7 +334,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   // A defect while delivering one payload (a bug, a secret that cannot sign, a client that throws) is an attempt of
   // that payload like any other failure: retried with backoff, dead-lettered after `maxAttempts`. Without this the
   // drain would die and the mailbox be released without counting, so the same payload would fail again forever.
-  const attempt = (p: StoredPayload) =>
+  const attemptCounted = (p: StoredPayload) =>
     attemptOnce(p).pipe(
       Effect.catchAllDefect((defect) =>
         Effect.logError("delivery failed with a defect; counted as an attempt", Cause.die(defect)).pipe(
@@ -243,6 +343,17 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
         )
       )
     )
+  // with tracing on, each attempt of a traced payload is a span under the webhook's ingest span (Tracing.delivery)
+  const attempt = (p: StoredPayload) =>
+    tracing.enabled
+      ? Tracing.delivery(p.traceContext, {
+        provider: p.provider,
+        mailbox,
+        region: p.region,
+        attempt: p.attempts + 1,
+        "cellgate.delivery_id": p.deliveryId
+      }, attemptCounted(p))
+      : attemptCounted(p)
 
   const strict = Effect.fnUntraced(function*(first: ReadonlyArray<StoredPayload>) {
     for (let page: ReadonlyArray<StoredPayload> | undefined = first;; page = undefined) {

@@ -249,13 +249,16 @@ export class Respond extends Schema.TaggedClass<Respond>()("Respond", {
 
 /**
  * Proxy the live request synchronously to the first region (`first`, by name) or to all of them (`all`).
+ * `onTransportFailure: "control"`: when no region answers (unreachable, timeout), the control side answers instead
+ * of 502/504 (Jira Cloud's issue page, ROUTING.md §8.5).
  *
  * @since 0.1.0
  * @category models
  */
 export class Forward extends Schema.TaggedClass<Forward>()("Forward", {
   regions: Schema.Array(RegionName),
-  mode: Schema.Literal("first", "all")
+  mode: Schema.Literal("first", "all"),
+  onTransportFailure: Schema.optional(Schema.Literal("control"))
 }) {}
 
 /**
@@ -271,10 +274,79 @@ export class Enqueue extends Schema.TaggedClass<Enqueue>()("Enqueue", {
 }) {}
 
 /**
+ * Where the answer of a stored hybrid delivery goes (ROUTING.md §8.3): a Slack `response_url`, or a Discord
+ * interaction (`PATCH <apiBaseUrl>/webhooks/<applicationId>/<token>/messages/@original`). The Discord `token` is a
+ * credential of that one interaction: `Redacted` in memory.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const ReplyTarget = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("slack"), url: Schema.String }),
+  Schema.Struct({
+    kind: Schema.Literal("discord"),
+    applicationId: Schema.String,
+    token: Schema.Redacted(Schema.String),
+    /** `providers.discord.apiBaseUrl` when the target was made; absent: `https://discord.com/api/v10`. */
+    apiBaseUrl: Schema.optional(Schema.String)
+  })
+)
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ReplyTarget = typeof ReplyTarget.Type
+
+/**
+ * The answer the provider gets when the hybrid's live attempt does not answer in time (or fails).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const HybridFallback = Schema.Struct({
+  status: Schema.Int,
+  headers: Headers,
+  body: Schema.String
+})
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type HybridFallback = typeof HybridFallback.Type
+
+/**
+ * The deadline-aware hybrid (ROUTING.md §8.3): forward live to `regions` (sorted by name; `first` or `all`) within
+ * `budgetMs`; relay as `Forward` when they answer in time, else answer `fallback` once the request is stored (one
+ * payload per region in mailbox `Mailbox.name(mailboxPrefix, region, integrationId)`, with `replyTarget`).
+ * `store: false` (e.g. an options-load) is never stored: past the budget it is just `fallback`. `dedupe`: an event
+ * key accepted in the last `ttlMs` by any process is answered 200 and dropped.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export class Hybrid extends Schema.TaggedClass<Hybrid>()("Hybrid", {
+  regions: Schema.Array(RegionName),
+  mode: Schema.Literal("first", "all"),
+  budgetMs: Schema.Number,
+  provider: Schema.String,
+  integrationId: IntegrationId,
+  mailboxPrefix: Schema.String,
+  fallback: HybridFallback,
+  store: Schema.Boolean,
+  replyTarget: Schema.NullOr(ReplyTarget),
+  dedupe: Schema.NullOr(Schema.Struct({
+    key: Schema.String,
+    ttlMs: Schema.Number,
+    /** The request is a retry (Slack: `X-Slack-Retry-Num`): only a retry of an accepted key is dropped. Absent: true. */
+    retry: Schema.optional(Schema.Boolean)
+  }))
+}) {}
+
+/**
  * @since 0.1.0
  * @category models
  */
-export const RouteDecision = Schema.Union(Control, Respond, Forward, Enqueue)
+export const RouteDecision = Schema.Union(Control, Respond, Forward, Enqueue, Hybrid)
 /**
  * @since 0.1.0
  * @category models

@@ -18,6 +18,7 @@ import { GatewaySettings } from "./GatewaySettings.js"
 import { IdGenerator } from "./IdGenerator.js"
 import type { IntegrationId, RegionName } from "./Ids.js"
 import { IntegrationRepo } from "./IntegrationRepo.js"
+import * as Hybrid from "./internal/hybrid.js"
 import * as Metrics from "./Metrics.js"
 import { OrgRepo } from "./OrgRepo.js"
 import type { NewPayload } from "./Outbox.js"
@@ -31,7 +32,9 @@ import type { RegionResponse } from "./RegionClient.js"
 import { RegionClient } from "./RegionClient.js"
 import { RegionDirectory } from "./RegionDirectory.js"
 import { errorResponse, relay } from "./Responses.js"
+import * as ShedRules from "./ShedRules.js"
 import * as StoreOutage from "./StoreOutage.js"
+import * as Tracing from "./Tracing.js"
 import { VolumeGate } from "./VolumeGate.js"
 
 /**
@@ -119,6 +122,11 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
   )
   const { maxAnswerBytes, requestTimeoutMs } = yield* GatewaySettings
   const ids = yield* IdGenerator
+  // traces (Tracing.ts): one flag read here; off, the request path has no span and no work for them
+  const tracing = yield* Tracing.Tracing
+  // shed rules (ROUTING.md §8.4) come as a `Context.Reference` defaulting to none, not as a requirement: the
+  // requirement type of `layer` is pinned, and the directory ports applications implement keep their shapes
+  const shedding = yield* ShedRules.InForce
   const ports: Ports = {
     integrations: yield* IntegrationRepo,
     organizations: yield* OrgRepo,
@@ -131,7 +139,9 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
 
   const route = (request: WebhookRequest): Effect.Effect<RouteOutcome, RegionNotFound | StoreUnavailable> => {
     const c = classify(request.path, registry)
-    if (c._tag === "Provider") return c.provider.route(request, c.match, ports)
+    if (c._tag === "Provider") {
+      return Effect.map(c.provider.route(request, c.match, ports), (o) => ShedRules.apply(o, shedding))
+    }
     const outcome: RouteOutcome = {
       provider: c.provider,
       decision: control,
@@ -152,16 +162,22 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
     )
   }
 
-  const forwardTo = Effect.fnUntraced(function*(region: Region, request: WebhookRequest) {
+  // `options`: the hybrid's live attempt (its delivery id is the stored copy's; its timeout the budget)
+  const forwardTo = Effect.fnUntraced(function*(
+    region: Region,
+    request: WebhookRequest,
+    options?: { readonly deliveryId: string; readonly timeoutMs: number }
+  ) {
     const now = yield* Clock.currentTimeMillis
     const headers = yield* outgoingHeaders(region, request.headers, request.body, {
-      deliveryId: yield* ids.deliveryId,
+      deliveryId: options?.deliveryId ?? (yield* ids.deliveryId),
       attempt: 1
     }, now)
+    if (tracing.enabled) yield* Tracing.withTraceparent(headers)
     const answer = yield* client.send(
       region,
       { method: request.method, path: request.path, headers, body: request.body },
-      { timeoutMs: requestTimeoutMs, maxAnswerBytes }
+      { timeoutMs: options?.timeoutMs ?? requestTimeoutMs, maxAnswerBytes }
     )
     if (answer.truncated === true) {
       yield* Metrics.truncatedTotal.update(1, "relayed_answer")
@@ -174,22 +190,37 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
 
   // ROUTING.md §7: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
   // first 2xx in region-name order, else the first answer in that order; all failing → 502 (504 if the first failure
-  // in order is a timeout and nothing answered)
+  // in order is a timeout and nothing answered) — or, with `toControl` (§8.5), the control side's answer
   const forward = Effect.fn("forward")(function*(
     request: WebhookRequest,
     names: ReadonlyArray<RegionName>,
-    mode: "first" | "all"
+    mode: "first" | "all",
+    toControl: boolean
   ) {
+    const unreachable = (response: WebhookResponse, reason: string) =>
+      toControl
+        ? Effect.zipRight(
+          Effect.logWarning("forward failed: answered by the control side").pipe(
+            Effect.annotateLogs({ reason, path: redactPath(request.path, registry) })
+          ),
+          controlSide.handle(request)
+        )
+        : Effect.succeed(response)
     const regions: Array<Region> = []
     for (const name of mode === "first" ? names.slice(0, 1) : names) {
       const region = yield* directory.byName(name)
       if (Option.isSome(region)) regions.push(region.value)
     }
-    if (regions.length === 0) return errorResponse(502, "region_unreachable", "no region to forward to")
+    if (regions.length === 0) {
+      return yield* unreachable(errorResponse(502, "region_unreachable", "no region to forward to"), "no region")
+    }
     if (mode === "first") {
       const region = regions[0]!
       return yield* forwardTo(region, request).pipe(
-        Effect.match({ onFailure: transportResponse, onSuccess: (answer) => relay(region.name, answer) })
+        Effect.matchEffect({
+          onFailure: (error) => unreachable(transportResponse(error), error.kind),
+          onSuccess: (answer) => Effect.succeed(relay(region.name, answer))
+        })
       )
     }
     const answers = yield* Effect.forEach(regions, (region) => Effect.either(forwardTo(region, request)), {
@@ -205,7 +236,7 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
       firstAnswer ??= relayed
     }
     if (firstAnswer !== undefined) return firstAnswer
-    return errorResponse(502, "region_unreachable", "every region failed")
+    return yield* unreachable(errorResponse(502, "region_unreachable", "every region failed"), "every region failed")
   })
 
   // one payload per target, then 202 — only once the write is durable (the outbox wakes its own worker)
@@ -232,10 +263,21 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
       })
     }
     const start = yield* Clock.currentTimeMillis
-    yield* outbox.enqueue(payloads)
+    if (tracing.enabled) {
+      // the ingest span's context goes with each payload: the delivery attempts join this webhook's trace
+      const traceContext = Option.getOrNull(yield* Tracing.currentTraceparent)
+      yield* outbox.enqueue(traceContext === null ? payloads : payloads.map((p) => ({ ...p, traceContext }))).pipe(
+        Tracing.child("cellgate.commit", {
+          mailbox: targets.map((t) => t.mailbox),
+          region: targets.map((t) => t.region)
+        })
+      )
+    } else yield* outbox.enqueue(payloads)
     const end = yield* Clock.currentTimeMillis
     yield* Metrics.enqueueSeconds.update((end - start) / 1000)
   })
+
+  const hybrid = Hybrid.make({ outbox, directory, ids, forwardTo })
 
   const respondTo = (
     outcome: RouteOutcome,
@@ -248,15 +290,19 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
       case "Control":
         return controlSide.handle(request)
       case "Forward":
-        return forward(request, d.regions, d.mode)
+        return forward(request, d.regions, d.mode, d.onTransportFailure === "control")
       case "Enqueue":
         return Effect.as(enqueue(request, d.provider, d.integrationId, d.targets), accepted)
+      case "Hybrid":
+        return hybrid(request, d)
     }
   }
 
   const handle = (request: WebhookRequest): Effect.Effect<WebhookResponse> =>
     Effect.gen(function*() {
-      const routed = yield* Effect.either(route(request))
+      const routed = yield* Effect.either(
+        tracing.enabled ? Tracing.child("cellgate.route")(route(request)) : route(request)
+      )
       let outcome: RouteOutcome | undefined
       let response: WebhookResponse
       const failure = routed._tag === "Left" ? routed.left : undefined
@@ -274,6 +320,7 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
       const provider = Metrics.providerLabel(outcome?.provider, registry)
       const kind = outcome === undefined ? "error" : outcome.decision._tag.toLowerCase()
       yield* Metrics.decisionsTotal.update(1, provider, kind)
+      if (outcome !== undefined && ShedRules.isShed(outcome)) yield* Metrics.shedTotal.update(1, provider)
       yield* Metrics.requestsTotal.update(1, provider, String(response.status))
       const now = yield* Clock.currentTimeMillis
       // the fields are a second message part, not annotations: annotating would update the fiber's log context
@@ -288,6 +335,17 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
         integration_id: outcome?.integration?.id ?? null,
         latency_ms: now - request.receivedAt
       }
+      if (tracing.enabled) {
+        yield* Tracing.annotate({
+          provider,
+          decision: kind,
+          status: response.status,
+          "http.request.method": request.method,
+          "url.path": fields.path,
+          region: fields.regions,
+          mailbox: fields.mailboxes
+        })
+      }
       const event = outcome?.event
       // the provider's fields as a further message part: spreading them into `fields` measured ~15 % slower
       yield* event === undefined ?
@@ -296,7 +354,10 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
       return response
     })
 
-  return Gateway.of({ handle, route })
+  return Gateway.of({
+    handle: tracing.enabled ? (request) => Tracing.webhook(tracing, handle(request)) : handle,
+    route
+  })
 })
 
 /**

@@ -4,8 +4,7 @@
  *
  * @since 0.2.0
  */
-import type { Effect, Option } from "effect"
-import { Context, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import type { Directory, Integration } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import type { IntegrationId } from "./Ids.js"
@@ -37,5 +36,19 @@ export class IntegrationRepo extends Context.Tag("@cellgate/core/IntegrationRepo
 export const layerMemory = (directory: Directory): Layer.Layer<IntegrationRepo> =>
   Layer.sync(IntegrationRepo, () => {
     const index = DirectoryIndex.make(directory)
-    return IntegrationRepo.of(DirectoryIndex.integrationRepo(() => index))
+    return IntegrationRepo.of(fromIndex(() => index))
   })
+
+/**
+ * `IntegrationRepo` over the memory index `get()` returns (used by the memory layers; not for applications): read at every call, so a replaced index shows at once.
+ *
+ * @since 0.2.0
+ * @category internal
+ */
+export const fromIndex = (get: () => DirectoryIndex.DirectoryIndex): IntegrationRepo["Type"] => ({
+  byId: (id) => Effect.sync(() => Option.fromNullable(get().integrationsById.get(id))),
+  byExternalId: (provider, externalId) =>
+    Effect.sync(() =>
+      Option.fromNullable(get().integrationsByExternal.get(DirectoryIndex.externalKey(provider, externalId)))
+    )
+})

@@ -90,6 +90,12 @@ export const deliverySeconds = histogram("cellgate_delivery_seconds", ["region"]
 export const orderingRelaxedTotal = counter("cellgate_ordering_relaxed_total", ["reason"])
 /** `kind`: `relayed_answer`, `stored_answer` (a region's answer over the cap), `hop_headers` (sender headers). @since 0.1.0 */
 export const truncatedTotal = counter("cellgate_truncated_total", ["kind"])
+/** Webhooks answered 429 `shed` by a shed rule (ROUTING.md §8.4). @since 0.2.0 */
+export const shedTotal = counter("cellgate_shed_total", ["provider"])
+/** `outcome`: `sync` (answered live within the budget), `fallback` (ROUTING.md §8.3). @since 0.2.0 */
+export const hybridTotal = counter("cellgate_hybrid_total", ["provider", "outcome"])
+/** `outcome`: `ok`, `failed`, `refused_host` (a stored hybrid delivery's reply). @since 0.2.0 */
+export const repliesTotal = counter("cellgate_replies_total", ["provider", "outcome"])
 
 /**
  * The `provider` label of a request: a provider the registry knows by that name, `control` when there is no

@@ -4,8 +4,7 @@
  *
  * @since 0.2.0
  */
-import type { Effect } from "effect"
-import { Context, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { Directory, Organization } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import type { IntegrationId, OrganizationId } from "./Ids.js"
@@ -36,5 +35,23 @@ export class OrgRepo extends Context.Tag("@cellgate/core/OrgRepo")<OrgRepo, {
 export const layerMemory = (directory: Directory): Layer.Layer<OrgRepo> =>
   Layer.sync(OrgRepo, () => {
     const index = DirectoryIndex.make(directory)
-    return OrgRepo.of(DirectoryIndex.orgRepo(() => index))
+    return OrgRepo.of(fromIndex(() => index))
   })
+
+/**
+ * `OrgRepo` over the memory index `get()` returns (used by the memory layers; not for applications).
+ *
+ * @since 0.2.0
+ * @category internal
+ */
+export const fromIndex = (get: () => DirectoryIndex.DirectoryIndex): OrgRepo["Type"] => ({
+  activeOrganizationIds: (id) => Effect.sync(() => get().activeLinks.get(id) ?? []),
+  byIds: (ids) =>
+    Effect.sync(() => {
+      const organizations = get().organizations
+      return ids.flatMap((id) => {
+        const org = organizations.get(id)
+        return org === undefined ? [] : [org]
+      })
+    })
+})

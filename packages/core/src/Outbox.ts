@@ -9,6 +9,7 @@
  */
 import type { Effect as Eff } from "effect"
 import { Context, Deferred, Effect, Exit, FiberId, Layer, Order, Schema } from "effect"
+import { ReplyTarget } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import { LeaseLost } from "./Errors.js"
 import { IntegrationId, RegionName } from "./Ids.js"
@@ -36,7 +37,18 @@ export const NewPayload = Schema.Struct({
   body: Schema.Uint8ArrayFromSelf,
   receivedAt: Schema.Number,
   /** Stable across retries and replays: the `x-cellgate-delivery-id` header. */
-  deliveryId: Schema.String
+  deliveryId: Schema.String,
+  /**
+   * Where the answer of the delivery goes (a stored hybrid request, ROUTING.md §8.3): after the first delivery of
+   * the webhook (by completion) with a 2xx answer that has a body, `Delivery` sends it there once (`claimReply`).
+   * Absent or `null`: none.
+   */
+  replyTarget: Schema.optional(Schema.NullOr(ReplyTarget)),
+  /**
+   * The W3C `traceparent` of the webhook's ingest span (Tracing.ts), stored with the payload so that its delivery
+   * attempts join the webhook's trace in any process, after any restart. Absent or `null`: not traced.
+   */
+  traceContext: Schema.optional(Schema.NullOr(Schema.String))
 })
 /**
  * @since 0.1.0
@@ -176,6 +188,22 @@ export class Outbox extends Context.Tag("@cellgate/core/Outbox")<Outbox, {
   readonly replay: (ids: "all" | ReadonlyArray<number>, now: number) => Eff.Effect<number, StoreUnavailable>
   readonly deadLetters: Eff.Effect<ReadonlyArray<DeadLetter>, StoreUnavailable>
   readonly mailboxes: Eff.Effect<ReadonlyArray<MailboxInfo>, StoreUnavailable>
+  /**
+   * The once-only reply record (ROUTING.md §8.3): `true` for the first caller with this delivery id (it sends the
+   * reply), `false` for every later one, in any process sharing the store. A record is never removed.
+   */
+  readonly claimReply: (deliveryId: string, now: number) => Eff.Effect<boolean, StoreUnavailable>
+  /**
+   * An event id seen by the fleet (Slack event retries): `true` when no record of `key` is in force at `now`, and
+   * the record is then written to last until `until`; `false` (nothing written) when one is — first writer wins
+   * across processes. Expired records are removed as new ones are written.
+   */
+  readonly remember: (
+    key: string,
+    options: { readonly now: number; readonly until: number }
+  ) => Eff.Effect<boolean, StoreUnavailable>
+  /** Removes the record of `key` (an event that was remembered but then not accepted: the store failed). */
+  readonly forget: (key: string) => Eff.Effect<void, StoreUnavailable>
 }>() {}
 
 // -------------------------------------------------------------------------------------------------------------------
@@ -263,6 +291,8 @@ export const makeMemory = (): Outbox["Type"] => {
   const payloads = new Map<number, StoredPayload>()
   const mailboxes = new Map<string, MailboxRow>()
   const dead = new Map<number, DeadLetter>()
+  const replies = new Set<string>()
+  const remembered = new Map<string, number>()
   const wake = unsafeMakeWakeSignal()
 
   const held = (lease: Lease): Eff.Effect<MailboxRow, LeaseLost> => {
@@ -293,6 +323,8 @@ export const makeMemory = (): Outbox["Type"] => {
       body: p.body,
       receivedAt: p.receivedAt,
       deliveryId: p.deliveryId,
+      replyTarget: p.replyTarget ?? null,
+      traceContext: p.traceContext ?? null,
       id,
       attempts: 0,
       nextAttemptAt: due,
@@ -384,6 +416,29 @@ export const makeMemory = (): Outbox["Type"] => {
         return chosen.length === 0 ? Effect.succeed(0) : Effect.as(wake.notify, chosen.length)
       }),
     deadLetters: Effect.sync(() => Array.from(dead.values()).sort(byId)),
+    claimReply: (deliveryId) =>
+      Effect.sync(() => {
+        if (replies.has(deliveryId)) return false
+        replies.add(deliveryId)
+        return true
+      }),
+    remember: (key, { now, until }) =>
+      Effect.sync(() => {
+        // insertion order is (nearly) expiry order: drop expired records from the front
+        for (const [k, expires] of remembered) {
+          if (expires > now) break
+          remembered.delete(k)
+        }
+        const expires = remembered.get(key)
+        if (expires !== undefined && expires <= now) remembered.delete(key)
+        if (remembered.has(key)) return false
+        remembered.set(key, until)
+        return true
+      }),
+    forget: (key) =>
+      Effect.sync(() => {
+        remembered.delete(key)
+      }),
     mailboxes: Effect.sync(() =>
       Array.from(mailboxes.entries())
         .sort(([a], [b]) => compareMailbox(a, b))

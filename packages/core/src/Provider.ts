@@ -27,8 +27,37 @@ import type { VolumeGate } from "./VolumeGate.js"
 export class ProviderSecrets extends Context.Reference<ProviderSecrets>()("@cellgate/core/ProviderSecrets", {
   defaultValue: (): {
     readonly webhookSecret: (provider: string) => Option.Option<Redacted.Redacted<string>>
+    /** `providers.slack` (ROUTING.md §8.1); absent keys take `Slack.settings`' defaults. */
+    readonly slack?: SlackOptions | undefined
+    /** `providers.discord` (ROUTING.md §8.2); absent keys take `Discord.settings`' defaults. */
+    readonly discord?: DiscordOptions | undefined
   } => ({ webhookSecret: () => none })
 }) {}
+
+/**
+ * `providers.slack` of the configuration. No `signingSecret`: every Slack webhook path answers 401.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SlackOptions {
+  readonly signingSecret?: Redacted.Redacted<string> | undefined
+  readonly syncBudgetMs?: number | undefined
+  readonly replyHosts?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * `providers.discord` of the configuration. No `publicKey` (hex): every Discord interaction answers 401.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DiscordOptions {
+  readonly publicKey?: string | undefined
+  readonly syncBudgetMs?: number | undefined
+  readonly apiBaseUrl?: string | undefined
+  readonly replyHosts?: ReadonlyArray<string> | undefined
+}
 
 const none: Option.Option<never> = Option.none()
 
@@ -71,8 +100,17 @@ export interface Provider {
   readonly name: string
   /** The webhook paths it routes, for docs and `explain` (e.g. `issue-updated/<token>/`). */
   readonly routes: ReadonlyArray<string>
-  /** `rest` is the path after `/extensions/<provider>/`, without the query. `undefined`: not a webhook path. */
+  /**
+   * `rest` is the path after `/extensions/<provider>/` (or after `prefix`), without the query. `undefined`: not a
+   * webhook path.
+   */
   readonly match: (rest: string) => RouteMatch | undefined
+  /**
+   * A path prefix outside `/extensions/` that this provider claims whole (`/plugins/`, ROUTING.md §8.5): every path
+   * under it is classified to this provider, and `match` gets the path after the prefix. A provider with a prefix
+   * is not reachable under `/extensions/<name>/`.
+   */
+  readonly prefix?: string
   readonly route: (
     request: WebhookRequest,
     match: RouteMatch,
@@ -118,9 +156,24 @@ export type Classification =
 
 const PREFIX = "/extensions/"
 
+/** The providers of a registry that claim a prefix (`Provider.prefix`), found once per registry. */
+const claimants = new WeakMap<ProviderRegistry["Type"], ReadonlyArray<Provider>>()
+
+const claimantOf = (bare: string, registry: ProviderRegistry["Type"]): Provider | undefined => {
+  let list = claimants.get(registry)
+  if (list === undefined) {
+    list = registry.all.filter((p) => p.prefix !== undefined && p.prefix.startsWith("/") && p.prefix.endsWith("/"))
+    claimants.set(registry, list)
+  }
+  for (const p of list) if (bare.startsWith(p.prefix!)) return p
+  return undefined
+}
+
 /**
  * ROUTING.md §2: only `/extensions/<provider>/…` is routed, never `…/setup/` or `…/link/`; `-` becomes `_` in the
- * provider; unknown providers, and paths that are not one of the provider's webhook paths, are `Control`.
+ * provider; unknown providers, and paths that are not one of the provider's webhook paths, are `Control`. A path
+ * under a prefix a provider claims (`Provider.prefix`: `/plugins/`, §8.5) goes to that provider the same way: one of
+ * its webhook paths, else `Control`.
  *
  * @since 0.1.0
  * @category classification
@@ -128,7 +181,11 @@ const PREFIX = "/extensions/"
 export const classify = (path: string, registry: ProviderRegistry["Type"]): Classification => {
   const q = path.indexOf("?")
   const bare = q === -1 ? path : path.slice(0, q)
-  if (!bare.startsWith(PREFIX)) return { _tag: "Control", provider: null, reason: "not an /extensions/ path" }
+  if (!bare.startsWith(PREFIX)) {
+    const claimant = claimantOf(bare, registry)
+    if (claimant === undefined) return { _tag: "Control", provider: null, reason: "not an /extensions/ path" }
+    return matched(claimant, bare.slice(claimant.prefix!.length))
+  }
   if (bare.endsWith("/setup/") || bare.endsWith("/link/")) {
     return { _tag: "Control", provider: null, reason: "setup or link path" }
   }
@@ -139,7 +196,14 @@ export const classify = (path: string, registry: ProviderRegistry["Type"]): Clas
   if (name === "") return { _tag: "Control", provider: null, reason: "empty provider" }
   const provider = registry.get(name)
   if (provider === undefined) return { _tag: "Control", provider: name, reason: "unknown provider" }
-  const match = slash === -1 ? undefined : provider.match(afterPrefix.slice(slash + 1))
-  if (match === undefined) return { _tag: "Control", provider: name, reason: "not a webhook path" }
+  if (slash === -1 || provider.prefix !== undefined) {
+    return { _tag: "Control", provider: name, reason: "not a webhook path" }
+  }
+  return matched(provider, afterPrefix.slice(slash + 1))
+}
+
+const matched = (provider: Provider, rest: string): Classification => {
+  const match = provider.match(rest)
+  if (match === undefined) return { _tag: "Control", provider: provider.name, reason: "not a webhook path" }
   return { _tag: "Provider", provider, match }
 }

@@ -4,8 +4,7 @@
  *
  * @since 0.2.0
  */
-import type { Effect, Option } from "effect"
-import { Context, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import type { Directory, Region } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import type { RegionName } from "./Ids.js"
@@ -33,5 +32,16 @@ export class RegionDirectory extends Context.Tag("@cellgate/core/RegionDirectory
 export const layerMemory = (directory: Directory): Layer.Layer<RegionDirectory> =>
   Layer.sync(RegionDirectory, () => {
     const index = DirectoryIndex.make(directory)
-    return RegionDirectory.of(DirectoryIndex.regionDirectory(() => index))
+    return RegionDirectory.of(fromIndex(() => index))
   })
+
+/**
+ * `RegionDirectory` over the memory index `get()` returns (used by the memory layers; not for applications).
+ *
+ * @since 0.2.0
+ * @category internal
+ */
+export const fromIndex = (get: () => DirectoryIndex.DirectoryIndex): RegionDirectory["Type"] => ({
+  byName: (name) => Effect.sync(() => Option.fromNullable(get().regions.get(name))),
+  all: Effect.sync(() => get().regionList)
+})

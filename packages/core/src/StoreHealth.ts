@@ -10,6 +10,7 @@ import type { IntegrationRepo } from "./IntegrationRepo.js"
 import type { OrgRepo } from "./OrgRepo.js"
 import type { Outbox } from "./Outbox.js"
 import type { RegionDirectory } from "./RegionDirectory.js"
+import type { ShedRules } from "./ShedRules.js"
 import type { VolumeGate } from "./VolumeGate.js"
 
 /**
@@ -47,6 +48,7 @@ export type StoreServices =
   | OrgRepo
   | RegionDirectory
   | DirectoryStore
+  | ShedRules
   | VolumeGate
   | Outbox
   | StoreHealth

@@ -8,6 +8,19 @@ declare global {
     constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean })
     decode(input?: Uint8Array): string
   }
+  /** WHATWG URL parsing (the parser every HTTP client of the platform uses), for reply-target host checks. */
+  class URL {
+    constructor(url: string, base?: string)
+    readonly protocol: string
+    readonly hostname: string
+    readonly href: string
+  }
+  /** `application/x-www-form-urlencoded` bodies (Slack commands and interactivity). */
+  class URLSearchParams {
+    constructor(init?: string)
+    get(name: string): string | null
+    [Symbol.iterator](): IterableIterator<[string, string]>
+  }
   interface CellgateCryptoKey {
     readonly type: string
   }

@@ -24,7 +24,9 @@ import type { Config } from "./Config.js"
 import * as ConfigFile from "./Config.js"
 import { ConfigError } from "./Config.js"
 import * as Demo from "./Demo.js"
+import * as CliFront from "./internal/CliFront.js"
 import * as Logging from "./Logging.js"
+import * as Shed from "./Shed.js"
 import * as Standalone from "./Standalone.js"
 import { providerSecretsLayer, regionClientLayer, storeLayer, StoreNotSupported } from "./Stores.js"
 import * as Worker from "./Worker.js"
@@ -59,6 +61,8 @@ const configOption = Options.file("config", { exists: "yes" }).pipe(
 const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON instead of a table"))
 
 const loadConfig = (file: string) => ConfigFile.load(file)
+/** For the commands that only read: an unset `{ "env" }` secret they do not need is a warning (logged). */
+const loadForReading = (file: string) => ConfigFile.loadForReading(file)
 
 // serve -------------------------------------------------------------------------------------------------------
 
@@ -87,6 +91,17 @@ const serve = Command.make("serve", {
             "memory store: acknowledged webhooks live only in this process and are lost when it stops"
           )
         }
+        // ROUTING.md §8.1–§8.2: never routed unverified, so without its key a provider answers 401 to everything
+        if (config.providers.slack?.signingSecret === undefined) {
+          yield* Effect.logWarning("slack: no signing secret configured: every Slack webhook answers 401").pipe(
+            Effect.annotateLogs({ provider: "slack", key: "providers.slack.signingSecret" })
+          )
+        }
+        if (config.providers.discord?.publicKey === undefined) {
+          yield* Effect.logWarning("discord: no public key configured: every Discord interaction answers 401").pipe(
+            Effect.annotateLogs({ provider: "discord", key: "providers.discord.publicKey" })
+          )
+        }
         yield* Effect.logInfo("listening").pipe(Effect.annotateLogs({ url: running.url, worker: !noWorker }))
         yield* Effect.addFinalizer(() => Effect.logInfo("shutting down"))
         return yield* Effect.never
@@ -98,7 +113,13 @@ const serve = Command.make("serve", {
 
 // worker ------------------------------------------------------------------------------------------------------
 
-const worker = Command.make("worker", { config: configOption }, ({ config: file }) =>
+const worker = Command.make("worker", {
+  config: configOption,
+  metricsPort: Options.integer("metrics-port").pipe(
+    Options.optional,
+    Options.withDescription("serve /healthz, /readyz and /metrics on this port (0: any)")
+  )
+}, ({ config: file, metricsPort }) =>
   Effect.gen(function*() {
     const config = yield* loadConfig(file)
     if (config.store.kind !== "postgres") {
@@ -109,7 +130,7 @@ const worker = Command.make("worker", { config: configOption }, ({ config: file 
           : "cellgate worker needs a PostgreSQL store: a memory store lives inside `cellgate serve`"
       })
     }
-    return yield* Worker.run(config).pipe(
+    return yield* Worker.main(config, { metricsPort: Option.getOrUndefined(metricsPort), announce: println }).pipe(
       Effect.provide(Layer.provideMerge(regionClientLayer, storeLayer(config.store)))
     )
   }).pipe(Effect.provide(Logging.layerStdout))).pipe(
@@ -134,9 +155,11 @@ const noRegionClient = Layer.succeed(
  * @category explain
  */
 export const explainLayer = (config: Config) => {
-  const directory = config.directory !== undefined
+  const store = config.directory !== undefined
     ? Layer.merge(Memory.directoryLayer(config.directory), Memory.outboxLayer)
     : storeLayer(config.store)
+  // the shed rules in force: the file's, plus the store's when explain reads the store (no `directory` section)
+  const directory = Layer.provideMerge(Shed.inForceLayer(config), store)
   return GatewayService.layer.pipe(
     Layer.provide(
       Layer.mergeAll(directory, VolumeGate.layerNoop, noRegionClient, providerSecretsLayer(config), Providers.layer())
@@ -168,6 +191,22 @@ export const explainJson = (outcome: RouteOutcome) => {
   }
 }
 
+/**
+ * The unset secret (left out by `loadForReading`) that the outcome's provider or integration would have been
+ * verified with: `providers.<provider>.…`, or `directory.integrations.<i>.metadata.…` of the outcome's integration.
+ */
+const unverifiedBecauseUnset = (
+  config: Config,
+  unset: ReadonlyArray<ConfigFile.UnsetSecret>,
+  outcome: RouteOutcome
+): string | undefined =>
+  unset.find((u) => {
+    if (outcome.provider !== null && u.path.startsWith(`providers.${outcome.provider}.`)) return true
+    const index = /^directory\.integrations\.(\d+)\.metadata\./.exec(u.path)?.[1]
+    return index !== undefined && outcome.integration !== null &&
+      config.directory?.integrations[Number(index)]?.id === outcome.integration.id
+  })?.path
+
 const parseHeader = (h: string): Effect.Effect<readonly [string, string], UsageError> => {
   const i = h.indexOf(":")
   if (i <= 0) return Effect.fail(new UsageError({ message: `--header ${JSON.stringify(h)}: expected name:value` }))
@@ -182,7 +221,7 @@ const explain = Command.make("explain", {
   bodyFile: Options.file("body-file", { exists: "yes" }).pipe(Options.optional)
 }, ({ bodyFile, config: file, header, method, path }) =>
   Effect.gen(function*() {
-    const config = yield* loadConfig(file)
+    const { config, unset } = yield* loadForReading(file)
     const headers: Record<string, string> = {}
     for (const h of header) {
       const [k, v] = yield* parseHeader(h)
@@ -199,7 +238,11 @@ const explain = Command.make("explain", {
     const outcome = yield* Effect.flatMap(GatewayService.Gateway, (gateway) => gateway.route(request)).pipe(
       Effect.provide(explainLayer(config))
     )
-    yield* println(JSON.stringify(explainJson(outcome)))
+    const skipped = unverifiedBecauseUnset(config, unset, outcome)
+    yield* println(JSON.stringify({
+      ...explainJson(outcome),
+      ...(skipped === undefined ? {} : { verified: `skipped (${skipped} unset)` })
+    }))
   }).pipe(Effect.provide(Logging.layer(stderrSink)))).pipe(
     Command.withDescription("show how a request would be routed, without side effects")
   )
@@ -214,11 +257,17 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 /** Runs `f` on the configuration's store; logs go to stderr. */
-const withOutbox = <A, E>(file: string, f: (outbox: Outbox.Outbox["Type"]) => Effect.Effect<A, E>) =>
+const withOutbox = <A, E>(
+  file: string,
+  f: (outbox: Outbox.Outbox["Type"]) => Effect.Effect<A, E>,
+  load: (file: string) => Effect.Effect<Config, ConfigError> = loadConfig
+) =>
   Effect.gen(function*() {
-    const config = yield* loadConfig(file)
+    const config = yield* load(file)
     return yield* Effect.flatMap(Outbox.Outbox, f).pipe(Effect.provide(storeLayer(config.store)))
   }).pipe(Effect.provide(Logging.layer(stderrSink)))
+
+const readingOnly = (file: string) => Effect.map(loadForReading(file), (read) => read.config)
 
 const mailboxes = Command.make(
   "mailboxes",
@@ -247,7 +296,7 @@ const mailboxes = Command.make(
             r.leasedBy ?? "-"
           ])
         ]))
-      }))
+      }), readingOnly)
 ).pipe(Command.withDescription("the outbox backlog, per mailbox"))
 
 const deadLettersList = Command.make(
@@ -276,7 +325,7 @@ const deadLettersList = Command.make(
             r.deadAt ?? "-"
           ])
         ]))
-      }))
+      }), readingOnly)
 ).pipe(Command.withDescription("the dead letters"))
 
 const deadLettersReplay = Command.make("replay", {
@@ -295,6 +344,75 @@ const deadLettersReplay = Command.make("replay", {
 const deadLetters = Command.make("dead-letters").pipe(
   Command.withSubcommands([deadLettersList, deadLettersReplay]),
   Command.withDescription("inspect and replay dead letters")
+)
+
+// shed --------------------------------------------------------------------------------------------------------
+
+const shedRuleOptions = {
+  config: configOption,
+  provider: Options.text("provider").pipe(Options.withDescription("the provider (github, jira_server, plugins…)")),
+  integration: Options.integer("integration").pipe(
+    Options.optional,
+    Options.withDescription("only this integration (its id); absent: every webhook of the provider")
+  )
+}
+
+const shedList = Command.make(
+  "list",
+  { config: configOption, json: jsonOption },
+  ({ config: file, json }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(file)
+      const rows = (yield* Shed.list(config)).map(({ rule, source }) => ({
+        provider: rule.provider,
+        integrationId: rule.integrationId ?? null,
+        source
+      }))
+      if (json) return yield* println(JSON.stringify(rows))
+      yield* println(table([
+        ["PROVIDER", "INTEGRATION", "SOURCE"],
+        ...rows.map((r) => [r.provider, r.integrationId === null ? "*" : String(r.integrationId), r.source])
+      ]))
+    }).pipe(Effect.provide(Logging.layer(stderrSink)))
+).pipe(
+  Command.withDescription("the shed rules in force, each marked config or store")
+)
+
+const shedAdd = Command.make(
+  "add",
+  shedRuleOptions,
+  ({ config: file, integration, provider }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(file)
+      const rule = yield* Shed.parseRule(provider, Option.getOrUndefined(integration))
+      const added = yield* Shed.add(config, rule)
+      yield* println(
+        added
+          ? `shedding ${Shed.describe(rule)} (running gateways apply it within 5 s)`
+          : `${Shed.describe(rule)} was already shed by the store`
+      )
+    }).pipe(Effect.provide(Logging.layer(stderrSink)))
+).pipe(
+  Command.withDescription("shed webhooks of a provider (or one integration): 429, nothing stored")
+)
+
+const shedRemove = Command.make(
+  "remove",
+  shedRuleOptions,
+  ({ config: file, integration, provider }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(file)
+      const rule = yield* Shed.parseRule(provider, Option.getOrUndefined(integration))
+      yield* Shed.remove(config, rule)
+      yield* println(`no longer shedding ${Shed.describe(rule)} (running gateways apply it within 5 s)`)
+    }).pipe(Effect.provide(Logging.layer(stderrSink)))
+).pipe(
+  Command.withDescription("remove a store shed rule (a config rule goes with an edit of the file)")
+)
+
+const shed = Command.make("shed").pipe(
+  Command.withSubcommands([shedList, shedAdd, shedRemove]),
+  Command.withDescription("shed the webhooks of a noisy provider or integration (incident control)")
 )
 
 // token -------------------------------------------------------------------------------------------------------
@@ -348,7 +466,7 @@ const token = Command.make("token").pipe(
  * @category commands
  */
 export const command = Command.make("cellgate").pipe(
-  Command.withSubcommands([serve, worker, explain, mailboxes, deadLetters, token]),
+  Command.withSubcommands([serve, worker, explain, mailboxes, deadLetters, shed, token]),
   Command.withDescription("a multi-region webhook gateway")
 )
 
@@ -357,6 +475,7 @@ export const command = Command.make("cellgate").pipe(
  * @category commands
  */
 export const cli = Command.run(command, { name: "cellgate", version: "0.1.0" })
+const app = { name: "cellgate", version: "0.1.0" }
 
 /**
  * The exit code of a finished run: 0 ok (or interrupted by a signal), 2 usage or configuration error, 1 otherwise.
@@ -369,7 +488,10 @@ export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const e = failure.value
-    if (ValidationError.isValidationError(e) || e instanceof ConfigError || e instanceof UsageError) return 2
+    if (
+      ValidationError.isValidationError(e) || e instanceof ConfigError || e instanceof UsageError ||
+      e instanceof Shed.ShedUsageError
+    ) return 2
   }
   return 1
 }
@@ -398,8 +520,16 @@ const report = (exit: Exit.Exit<unknown, unknown>) => {
  * @since 0.1.0
  * @category running
  */
-export const main = (argv: ReadonlyArray<string> = process.argv): void =>
-  NodeRuntime.runMain(cli(argv).pipe(Effect.provide(NodeContext.layer)), {
+export const main = (argv: ReadonlyArray<string> = process.argv): void => {
+  // help naming the program, a group's own subcommands, no colour off a terminal (internal/CliFront.ts)
+  const early = CliFront.preflight(command, argv.slice(2), app)
+  if (early !== undefined) {
+    const stream = early.stream === "stdout" ? process.stdout : process.stderr
+    stream.write(CliFront.forStream(early.text, stream) + "\n")
+    process.exitCode = early.code
+    return
+  }
+  NodeRuntime.runMain(CliFront.withConsole(cli(argv)).pipe(Effect.provide(NodeContext.layer)), {
     disableErrorReporting: true,
     disablePrettyLogger: true,
     teardown: (exit, onExit) => {
@@ -409,3 +539,4 @@ export const main = (argv: ReadonlyArray<string> = process.argv): void =>
       onExit(code)
     }
   })
+}

@@ -5,11 +5,13 @@
  *
  * @since 0.1.0
  */
-import { DeliverySettings, Directory } from "@cellgate/core"
+import { DeliverySettings, Directory, Providers, ShedRules } from "@cellgate/core"
 import type { Redacted } from "effect"
 import { Context, Data, Effect, Either, Option, ParseResult, Schema, SchemaAST as AST } from "effect"
 import * as Fs from "node:fs"
+import * as ConfigKeys from "./internal/ConfigKeys.js"
 import * as Ingress from "./internal/Ingress.js"
+import { TelemetryConfig } from "./Telemetry.js"
 
 /**
  * @since 0.1.0
@@ -35,12 +37,35 @@ export const SqliteStore = Schema.Struct({
 })
 
 /**
+ * Whether `url` parses as a `postgres://` (or `postgresql://`) URL with a host: a malformed URL is a configuration
+ * error, never a connection attempt to a host parsed out of it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const isPostgresUrl = (url: string): boolean => {
+  try {
+    const parsed = new URL(url)
+    return (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:") && parsed.hostname !== ""
+  } catch {
+    return false
+  }
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export const PostgresStore = Schema.Struct({
   kind: Schema.Literal("postgres"),
-  url: Schema.Redacted(Schema.String.pipe(Schema.nonEmptyString()))
+  url: Schema.Redacted(Schema.String.pipe(
+    Schema.nonEmptyString(),
+    Schema.filter(isPostgresUrl, {
+      message: () =>
+        "not a PostgreSQL URL: postgres://user:password@host:port/database, special characters of the password " +
+        "percent-encoded (the value is not shown)"
+    })
+  ))
 })
 
 /**
@@ -91,14 +116,83 @@ export const ControlConfig = Schema.Struct({
   )
 })
 
+const SyncBudgetMs = Schema.optionalWith(
+  Schema.Int.pipe(Schema.between(1, 3000, { message: () => "an integer from 1 to 3000 (Slack and Discord wait 3 s)" })),
+  { default: () => 2000 }
+)
+const ReplyHosts = Schema.Array(Schema.String.pipe(Schema.nonEmptyString()))
+
+/**
+ * `providers.slack` (ROUTING.md §8.1): no `signingSecret`, every Slack webhook answers 401.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const SlackConfig = Schema.Struct({
+  signingSecret: Schema.optional(Schema.Redacted(Schema.String.pipe(Schema.nonEmptyString()))),
+  syncBudgetMs: SyncBudgetMs,
+  replyHosts: Schema.optionalWith(ReplyHosts, { default: () => ["hooks.slack.com"] })
+})
+
+/**
+ * `providers.discord` (ROUTING.md §8.2): no `publicKey`, every Discord interaction answers 401. `replyHosts` defaults
+ * to the hostname of `apiBaseUrl`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const DiscordConfig = Schema.Struct({
+  publicKey: Schema.optional(
+    Schema.String.pipe(Schema.pattern(/^[0-9a-fA-F]{64}$/, { message: () => "an Ed25519 public key: 64 hex digits" }))
+  ),
+  syncBudgetMs: SyncBudgetMs,
+  apiBaseUrl: Schema.optionalWith(
+    Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "an http(s) URL" })),
+    { default: () => "https://discord.com/api/v10" }
+  ),
+  replyHosts: Schema.optional(ReplyHosts)
+})
+
+const AppSecret = Schema.Struct({ webhookSecret: Schema.optional(Schema.Redacted(Schema.String)) })
+
+/** `providers`: `slack` and `discord` sections, and `{ webhookSecret }` for any other provider. */
+interface Providers<App, Slack, Discord> {
+  // TypeScript checks the `slack` / `discord` keys against the index signature too; neither section has a
+  // `webhookSecret` (its schema refuses one)
+  readonly [provider: string]: App | (Slack & App) | (Discord & App) | undefined
+  readonly slack?: Slack & App
+  readonly discord?: Discord & App
+}
+
 /**
  * @since 0.1.0
  * @category models
  */
-export const ProvidersConfig = Schema.Record({
-  key: Schema.String,
-  value: Schema.Struct({ webhookSecret: Schema.optional(Schema.Redacted(Schema.String)) })
-})
+export const ProvidersConfig = Schema.Struct(
+  {
+    slack: Schema.optional(SlackConfig),
+    discord: Schema.optional(DiscordConfig)
+  },
+  Schema.Record({
+    // `slack` and `discord` have sections of their own (above)
+    key: Schema.String.pipe(Schema.filter((key) => key !== "slack" && key !== "discord")),
+    value: AppSecret
+  })
+  // the inferred type intersects the index signature with the `slack` / `discord` keys, which TypeScript then reads
+  // as `{ webhookSecret }` sections too: the same schema, with the type it has
+) as unknown as Schema.Schema<
+  Providers<typeof AppSecret.Type, typeof SlackConfig.Type, typeof DiscordConfig.Type>,
+  Providers<typeof AppSecret.Encoded, typeof SlackConfig.Encoded, typeof DiscordConfig.Encoded>
+>
+
+/**
+ * The `shed` section (ROUTING.md §8.4): `[{ "provider": P, "integrationId"?: N }]`, P a built-in provider. Always
+ * in force, with the store's rules (`cellgate shed add|remove`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const ShedConfig = Schema.Array(ShedRules.ruleFor(Providers.builtins().map((p) => p.name)))
 
 /**
  * The whole configuration, secrets as strings (`make`); the file, with `{ "env": … }` secrets, is `ConfigFile`.
@@ -114,6 +208,9 @@ export const Config = Schema.Struct({
   control: Schema.optionalWith(ControlConfig, { default: () => ({}) }),
   delivery: Schema.optionalWith(DeliveryConfig, { default: () => DeliverySettings.defaults }),
   providers: Schema.optionalWith(ProvidersConfig, { default: () => ({}) }),
+  shed: Schema.optionalWith(ShedConfig, { default: () => [] }),
+  /** Traces over OTLP/HTTP (`Telemetry.ts`); absent: no tracing, nothing loaded. */
+  telemetry: Schema.optional(TelemetryConfig),
   directory: Schema.optional(Directory)
 })
 /**
@@ -155,6 +252,9 @@ export class SecretEnvironment extends Context.Reference<SecretEnvironment>()(
   { defaultValue: (): Readonly<Record<string, string | undefined>> => process.env }
 ) {}
 
+const unsetMessage = (variable: string) => `environment variable ${variable} is not set`
+const UNSET = /^environment variable (\S+) is not set$/
+
 const SECRET_SHAPE = "a secret is a string or { \"env\": \"NAME\" } (the value is not shown)"
 
 /**
@@ -189,7 +289,7 @@ export const Secret = Schema.transformOrFail(
         : Effect.flatMap(SecretEnvironment, (env) => {
           const value = env[input.env]
           return value === undefined || value === ""
-            ? ParseResult.fail(new ParseResult.Type(ast, input, `environment variable ${input.env} is not set`))
+            ? ParseResult.fail(new ParseResult.Type(ast, input, unsetMessage(input.env)))
             : ParseResult.succeed(value)
         }),
     encode: ParseResult.succeed
@@ -257,14 +357,26 @@ export const ConfigFile: Schema.Schema<Config, ConfigInput> = Schema.make(withSe
 
 const formatPath = (path: ReadonlyArray<PropertyKey>) => path.map(String).join(".")
 
-/** Drops the "Expected undefined" alternatives of optional keys; merges the alternatives of one path. */
+/**
+ * Drops the "Expected undefined" alternatives of optional keys; merges the alternatives of one path; says of an
+ * unknown key which known key was probably meant (the keys of the schema itself, `ConfigKeys`).
+ */
 const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) => {
   const byPath = new Map<string, Array<string>>()
   for (const issue of issues) {
     if (issue.message.startsWith("Expected undefined")) continue
-    const path = formatPath(issue.path)
+    const misspelt = ConfigKeys.misspeltOpenKey(ConfigFile.ast, issue.path)
+    const path = formatPath(misspelt?.path ?? issue.path)
+    const message = misspelt !== undefined
+      ? misspelt.message
+      : issue._tag === "Unexpected" && issue.path.length > 0
+      ? ConfigKeys.unknownKeyMessage(
+        String(issue.path[issue.path.length - 1]),
+        ConfigKeys.knownKeysAt(ConfigFile.ast, issue.path.slice(0, -1)).keys
+      )
+      : issue.message
     const list = byPath.get(path) ?? []
-    if (!list.includes(issue.message)) list.push(issue.message)
+    if (!list.includes(message)) list.push(message)
     byPath.set(path, list)
   }
   return Array.from(byPath, ([path, messages]) => ({
@@ -274,22 +386,37 @@ const readableIssues = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>) 
 }
 
 /**
- * Decodes a parsed configuration file (`ConfigFile`: secrets resolved from `env`, default `process.env`).
+ * The keys the configuration file knows at `path` (`["server"]`: `host`, `port`, …), read from the schema; `open`
+ * when the object takes any key (the provider names of `providers`).
  *
- * @since 0.1.0
- * @category constructors
+ * @since 0.2.0
+ * @category utils
  */
-export const decode = (
-  raw: unknown,
-  options: { readonly file?: string; readonly env?: Readonly<Record<string, string | undefined>> } = {}
-): Either.Either<Config, ConfigError> => {
-  const file = options.file ?? "<config>"
+export const knownKeys = (path: ReadonlyArray<PropertyKey>): ConfigKeys.KnownKeys =>
+  ConfigKeys.knownKeysAt(ConfigFile.ast, path)
+
+/**
+ * A `{ "env": "NAME" }` secret left out because its variable is unset (`decodeForReading`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UnsetSecret {
+  /** The field, `providers.github.webhookSecret`. */
+  readonly path: string
+  readonly variable: string
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const decodeRaw = (raw: unknown, file: string, env: Env | undefined): Either.Either<Config, ConfigError> => {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     return Either.left(new ConfigError({ file, issues: [{ path: "", message: "the configuration is a JSON object" }] }))
   }
-  const decoded = Schema.decodeUnknown(ConfigFile, { errors: "all" })(raw)
+  // a key the schema does not know is an error (`server.prot`), never a silent default
+  const decoded = Schema.decodeUnknown(ConfigFile, { errors: "all", onExcessProperty: "error" })(raw)
   return Effect.runSync(Effect.either(
-    options.env === undefined ? decoded : Effect.provideService(decoded, SecretEnvironment, options.env)
+    env === undefined ? decoded : Effect.provideService(decoded, SecretEnvironment, env)
   )).pipe(
     Either.mapLeft((error) =>
       new ConfigError({
@@ -301,33 +428,99 @@ export const decode = (
 }
 
 /**
+ * Decodes a parsed configuration file (`ConfigFile`: secrets resolved from `env`, default `process.env`). Every
+ * key must be one the schema knows.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const decode = (
+  raw: unknown,
+  options: { readonly file?: string; readonly env?: Env } = {}
+): Either.Either<Config, ConfigError> => decodeRaw(raw, options.file ?? "<config>", options.env)
+
+const withoutPath = (raw: unknown, path: ReadonlyArray<string>): unknown => {
+  const copy = structuredClone(raw)
+  let parent: unknown = copy
+  for (const key of path.slice(0, -1)) parent = (parent as Record<string, unknown> | undefined)?.[key]
+  if (typeof parent === "object" && parent !== null) delete (parent as Record<string, unknown>)[path[path.length - 1]!]
+  return copy
+}
+
+/**
+ * `decode` for the commands that only read (`mailboxes`, `dead-letters list`, `explain`): an optional
+ * `{ "env" }` secret whose variable is unset is left out and listed in `unset` (a warning, not an error), so a
+ * backlog can be looked at without the production secrets. A secret the command needs (the store's URL) is still
+ * an error, as is every other problem.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const decodeForReading = (
+  raw: unknown,
+  options: { readonly file?: string; readonly env?: Env } = {}
+): Either.Either<{ readonly config: Config; readonly unset: ReadonlyArray<UnsetSecret> }, ConfigError> => {
+  const file = options.file ?? "<config>"
+  const strict = decodeRaw(raw, file, options.env)
+  if (Either.isRight(strict)) return Either.right({ config: strict.right, unset: [] })
+  const unset: Array<UnsetSecret> = []
+  for (const issue of strict.left.issues) {
+    const variable = UNSET.exec(issue.message)?.[1]
+    if (variable === undefined || issue.path === "") return Either.left(strict.left)
+    unset.push({ path: issue.path, variable })
+  }
+  const lenient = unset.reduce((r, u) => withoutPath(r, u.path.split(".")), raw)
+  const retried = decodeRaw(lenient, file, options.env)
+  // a secret that cannot be left out (the store's URL) is reported as unset
+  return Either.isRight(retried) ? Either.right({ config: retried.right, unset }) : Either.left(strict.left)
+}
+
+const readFile = (file: string): Either.Either<unknown, ConfigError> => {
+  let text: string
+  try {
+    text = Fs.readFileSync(file, "utf8")
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? "unreadable"
+    return Either.left(new ConfigError({ file, issues: [{ path: "", message: `cannot read the file (${code})` }] }))
+  }
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (error) {
+    return Either.left(
+      new ConfigError({ file, issues: [{ path: "", message: `not valid JSON: ${(error as Error).message}` }] })
+    )
+  }
+}
+
+/**
  * Reads and decodes the configuration file.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const load = (
+export const load = (file: string, env: Env = process.env): Effect.Effect<Config, ConfigError> =>
+  Effect.suspend(() => Either.flatMap(readFile(file), (raw) => decode(raw, { file, env })))
+
+/**
+ * Reads and decodes the configuration file for a command that only reads (`decodeForReading`): an unset optional
+ * secret is logged as a warning naming the field and the variable, never an error.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const loadForReading = (
   file: string,
-  env: Readonly<Record<string, string | undefined>> = process.env
-): Effect.Effect<Config, ConfigError> =>
-  Effect.suspend(() => {
-    let text: string
-    try {
-      text = Fs.readFileSync(file, "utf8")
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? "unreadable"
-      return Effect.fail(new ConfigError({ file, issues: [{ path: "", message: `cannot read the file (${code})` }] }))
-    }
-    let raw: unknown
-    try {
-      raw = JSON.parse(text)
-    } catch (error) {
-      return Effect.fail(
-        new ConfigError({ file, issues: [{ path: "", message: `not valid JSON: ${(error as Error).message}` }] })
-      )
-    }
-    return decode(raw, { file, env })
-  })
+  env: Env = process.env
+): Effect.Effect<{ readonly config: Config; readonly unset: ReadonlyArray<UnsetSecret> }, ConfigError> =>
+  Effect.suspend(() => Either.flatMap(readFile(file), (raw) => decodeForReading(raw, { file, env }))).pipe(
+    Effect.tap(({ unset }) =>
+      Effect.forEach(unset, (u) =>
+        Effect.logWarning("secret not set: left out (this command only reads)").pipe(
+          // `key`, not `secret`: a field named `secret` is blanked by the log redactor
+          Effect.annotateLogs({ key: u.path, variable: u.variable })
+        ), { discard: true })
+    )
+  )
 
 /**
  * The app-level secret of a provider (`providers.<p>.webhookSecret`).

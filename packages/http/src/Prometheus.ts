@@ -40,11 +40,30 @@ export const cellgateMetrics: ReadonlyArray<readonly [string, string]> = [
   ["cellgate_deliveries_total", "counter"],
   ["cellgate_delivery_seconds", "histogram"],
   ["cellgate_ordering_relaxed_total", "counter"],
-  ["cellgate_truncated_total", "counter"]
+  ["cellgate_truncated_total", "counter"],
+  ["cellgate_outbox_orphans_repaired_total", "counter"],
+  ["cellgate_shed_total", "counter"],
+  ["cellgate_hybrid_total", "counter"],
+  ["cellgate_replies_total", "counter"]
 ]
 
 /**
- * Encodes a metric snapshot. Metrics of one name are grouped under one `# TYPE` line.
+ * How the series of Effect's own runtime metrics are exposed (by name; a name not listed is encoded by its state):
+ * `effect_fiber_active` is a counter in Effect's registry but goes up and down — a `gauge`; `effect_fiber_failures`
+ * counts every fiber that ended with a failure, expected ones included (a typed error handled by its caller, an
+ * interrupted race) — a number that alarms readers and means nothing, so it is left out (`omit`).
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const runtimeSeries: ReadonlyMap<string, "gauge" | "omit"> = new Map([
+  ["effect_fiber_active", "gauge"],
+  ["effect_fiber_failures", "omit"]
+])
+
+/**
+ * Encodes a metric snapshot. Metrics of one name are grouped under one `# TYPE` line; Effect's runtime series as
+ * `runtimeSeries` says.
  *
  * @since 0.1.0
  * @category encoding
@@ -65,10 +84,12 @@ export const encode = (
   }
   for (const pair of pairs) {
     const name = sanitizeName(pair.metricKey.name)
+    const runtime = runtimeSeries.get(name)
+    if (runtime === "omit") continue
     const tags = [...pair.metricKey.tags].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     const state = pair.metricState
     if (MetricState.isCounterState(state)) {
-      group(name, "counter").push(`${name}${labels(tags)} ${num(state.count)}`)
+      group(name, runtime ?? "counter").push(`${name}${labels(tags)} ${num(state.count)}`)
     } else if (MetricState.isGaugeState(state)) {
       group(name, "gauge").push(`${name}${labels(tags)} ${num(state.value)}`)
     } else if (MetricState.isHistogramState(state)) {

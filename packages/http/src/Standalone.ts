@@ -14,8 +14,11 @@ import { decode as decodeConfig } from "./Config.js"
 import * as Logging from "./Logging.js"
 import type { ListenError, RunningServer } from "./Server.js"
 import * as Server from "./Server.js"
+import * as Shed from "./Shed.js"
 import type { GatewayOverrides, StoreNotSupported, StoreServices } from "./Stores.js"
 import { gatewayLayer, storeLayer } from "./Stores.js"
+import type { TelemetryUnavailable } from "./Telemetry.js"
+import * as Telemetry from "./Telemetry.js"
 import * as Worker from "./Worker.js"
 
 /**
@@ -66,12 +69,14 @@ export type GatewayServices =
 export const start = (
   config: Config,
   options: StartOptions = {}
-): Effect.Effect<Instance, StoreUnavailable | StoreNotSupported | ListenError, Scope.Scope> =>
+): Effect.Effect<Instance, StoreUnavailable | StoreNotSupported | ListenError | TelemetryUnavailable, Scope.Scope> =>
   Effect.gen(function*() {
+    // `telemetry` (Telemetry.ts): tracing on for what is built and forked below — nothing at all when absent
+    yield* Telemetry.install(config.telemetry)
     const store = options.store ?? storeLayer(config.store)
-    const ports = Layer.mergeAll(gatewayLayer(config, options), Worker.settingsLayer(config)).pipe(
-      Layer.provideMerge(store)
-    )
+    // the shed rules in force (the file's and the store's, read every second) reach the gateway as a reference
+    const ports = Layer.mergeAll(gatewayLayer(config, options), Worker.settingsLayer(config), Shed.inForceLayer(config))
+      .pipe(Layer.provideMerge(store))
     // `Gateway.layer` looks the ports up once, here: the server's requests then run on `Gateway.Gateway` alone
     const context = yield* Layer.build(Gateway.layer.pipe(Layer.provideMerge(ports)))
     return yield* Effect.gen(function*() {

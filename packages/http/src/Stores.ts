@@ -14,6 +14,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Config, StoreConfig } from "./Config.js"
 import * as Control from "./Control.js"
+import * as StoreOpen from "./internal/StoreOpen.js"
 import { OrphanSweep } from "./Orphans.js"
 
 /**
@@ -76,6 +77,13 @@ const orphanSweepLayer = (SqlOutbox: typeof SqlOutboxModule): Layer.Layer<Orphan
  */
 export const storeLayer = (
   store: StoreConfig
+): Layer.Layer<StoreServices, StoreUnavailable | StoreNotSupported> =>
+  // a store that cannot be opened says why (refused, unknown host, authentication…), never with its password
+  Layer.catchAll(openStore(store), (error) =>
+    Layer.fail(error instanceof StoreUnavailable ? StoreOpen.explain(store, error) : error))
+
+const openStore = (
+  store: StoreConfig
 ): Layer.Layer<StoreServices, StoreUnavailable | StoreNotSupported> => {
   switch (store.kind) {
     case "memory":
@@ -136,7 +144,9 @@ export const providerSecretsLayer = (config: Config): Layer.Layer<Provider.Provi
   Layer.succeed(
     Provider.ProviderSecrets,
     Provider.ProviderSecrets.of({
-      webhookSecret: (provider) => Option.fromNullable(config.providers[provider]?.webhookSecret)
+      webhookSecret: (provider) => Option.fromNullable(config.providers[provider]?.webhookSecret),
+      slack: config.providers.slack,
+      discord: config.providers.discord
     })
   )
 

@@ -35,7 +35,7 @@ export interface Guard {
 
 /** The columns of a payload row (copied as they are into the dead letters). */
 export const payloadColumns =
-  "id, mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, attempts, next_attempt_at, last_error"
+  "id, mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, attempts, next_attempt_at, last_error, reply_target, trace_context"
 
 // $1 mailbox, $2 owner, $3 now, $4 id, then the write's own values
 const lk = `lk AS MATERIALIZED (SELECT mailbox FROM outbox_mailboxes

@@ -4,12 +4,9 @@
  *
  * @since 0.2.0
  */
-import { Array as Arr, Effect, Option, Order } from "effect"
+import { Array as Arr, Order } from "effect"
 import type { Directory, Integration, Organization, Region } from "../Domain.js"
 import type { OrganizationId } from "../Ids.js"
-import type { IntegrationRepo } from "../IntegrationRepo.js"
-import type { OrgRepo } from "../OrgRepo.js"
-import type { RegionDirectory } from "../RegionDirectory.js"
 
 /** The directory, indexed. */
 export interface DirectoryIndex {
@@ -23,7 +20,8 @@ export interface DirectoryIndex {
   readonly activeLinks: ReadonlyMap<number, ReadonlyArray<OrganizationId>>
 }
 
-const externalKey = (provider: string, externalId: string) => `${provider}\u0000${externalId}`
+/** The key of `integrationsByExternal`. */
+export const externalKey = (provider: string, externalId: string) => `${provider}\u0000${externalId}`
 
 const regionByName: Order.Order<Region> = Order.mapInput(Order.string, (r: Region) => r.name)
 
@@ -46,29 +44,3 @@ export const make = (directory: Directory): DirectoryIndex => {
     activeLinks
   }
 }
-
-/** `IntegrationRepo` over the index `get()` returns (read at every call, so a replaced index shows at once). */
-export const integrationRepo = (get: () => DirectoryIndex): IntegrationRepo["Type"] => ({
-  byId: (id) => Effect.sync(() => Option.fromNullable(get().integrationsById.get(id))),
-  byExternalId: (provider, externalId) =>
-    Effect.sync(() => Option.fromNullable(get().integrationsByExternal.get(externalKey(provider, externalId))))
-})
-
-/** `OrgRepo` over the index `get()` returns. */
-export const orgRepo = (get: () => DirectoryIndex): OrgRepo["Type"] => ({
-  activeOrganizationIds: (id) => Effect.sync(() => get().activeLinks.get(id) ?? []),
-  byIds: (ids) =>
-    Effect.sync(() => {
-      const organizations = get().organizations
-      return ids.flatMap((id) => {
-        const org = organizations.get(id)
-        return org === undefined ? [] : [org]
-      })
-    })
-})
-
-/** `RegionDirectory` over the index `get()` returns. */
-export const regionDirectory = (get: () => DirectoryIndex): RegionDirectory["Type"] => ({
-  byName: (name) => Effect.sync(() => Option.fromNullable(get().regions.get(name))),
-  all: Effect.sync(() => get().regionList)
-})

@@ -29,7 +29,15 @@ export const NAME = "bitbucket"
  */
 export const SERVER_NAME = "bitbucket_server"
 
-const isPositiveId = (text: string): boolean => /^[1-9]\d{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
+/**
+ * Whether a path segment is an id: digits without a leading zero, a safe integer (the one rule for ids in paths,
+ * also used by `Plugins`).
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const isPositiveId = (text: string): boolean =>
+  /^[1-9]\d{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
 
 const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
   // mailbox `<provider>:<region>:<orgId>`

@@ -47,6 +47,17 @@ export const ENTERPRISE_NAME = "github_enterprise"
 /** Events about the app installation itself: handled by the control side. */
 const CONTROL_EVENTS: ReadonlySet<string> = new Set(["installation", "installation_repositories"])
 const CHECK_RUN_KEPT: ReadonlySet<unknown> = new Set(["completed", "requested_action", "rerequested"])
+const EVENT_PART = /^[a-z_]{1,64}$/
+
+/**
+ * The event's part of a mailbox name (ROUTING.md §8.5): `X-GitHub-Event` when it matches `[a-z_]{1,64}` (it is the
+ * sender's header: anything else, or no header, adds nothing).
+ *
+ * @since 0.2.0
+ * @category routing
+ */
+export const eventPart = (event: string | undefined): string | undefined =>
+  event !== undefined && EVENT_PART.test(event) ? event : undefined
 
 /**
  * `sha256=<hex HMAC-SHA256 of the raw body>`, the value of `X-Hub-Signature-256`.
@@ -86,7 +97,8 @@ export const droppedEvent = (event: string | undefined, action: unknown): string
 }
 
 const make_ = (name: string, enterprise: boolean): Provider => {
-  // mailbox `<provider>:<region>:<integrationId>:<repository.id mod 100>`; no repository id → no bucket
+  // mailbox `<provider>:<region>:<integrationId>:<repository.id mod 100>:<X-GitHub-Event>`; no repository id → no
+  // bucket, no (or an odd) event → no event part, so a `check_run` flood never sits in front of a `pull_request`
   const route = Effect.fnUntraced(function*(request: WebhookRequest, ports: Ports) {
     const event = header(request, "x-github-event")
     if (event !== undefined && CONTROL_EVENTS.has(event)) return controlOutcome(name, `${event} event`)
@@ -138,13 +150,14 @@ const make_ = (name: string, enterprise: boolean): Provider => {
     const resolved = yield* resolveIntegration(ports, name, integration)
     if (resolved._tag === "Left") return resolved.outcome
     const bucket = idModulo(getPath(data, "repository", "id"), 100)
+    const kind = eventPart(event)
     return {
       ...resolved.base,
       decision: enqueueTo(
         name,
         integration.id,
         resolved.resolution,
-        (region) => Mailbox.name(name, region, integration.id, bucket)
+        (region) => Mailbox.name(name, region, integration.id, bucket, kind)
       ),
       reason: "enqueue"
     }

@@ -7,11 +7,14 @@ import { Layer } from "effect"
 import type { Provider } from "../Provider.js"
 import * as ProviderRegistry from "../ProviderRegistry.js"
 import * as Bitbucket from "./Bitbucket.js"
+import * as Discord from "./Discord.js"
 import * as GitHub from "./GitHub.js"
 import * as GitLab from "./GitLab.js"
 import * as JiraCloud from "./JiraCloud.js"
 import * as JiraServer from "./JiraServer.js"
 import * as MsTeams from "./MsTeams.js"
+import * as Plugins from "./Plugins.js"
+import * as Slack from "./Slack.js"
 import * as Vsts from "./Vsts.js"
 
 /**
@@ -37,7 +40,10 @@ export const builtins = (options: BuiltinOptions = {}): ReadonlyArray<Provider> 
   Bitbucket.make(),
   Bitbucket.makeServer(),
   Vsts.make(),
-  MsTeams.make()
+  MsTeams.make(),
+  Plugins.make(),
+  Slack.make(),
+  Discord.make()
 ]
 
 /**
