@@ -81,4 +81,12 @@ describe("provider labels", () => {
     expect(BOUNDED.has(label)).toBe(true)
     expect(Metrics.providerLabel(name.replaceAll("-", "_"), registry)).toBe(label)
   })
+
+  it.prop(
+    "a /plugins/… path is labelled plugins before routing (the 413 path), whatever follows",
+    [segment],
+    ([name]) => {
+      expect(Metrics.pathProviderLabel(`/plugins/${name}/x/`, registry)).toBe("plugins")
+    }
+  )
 })

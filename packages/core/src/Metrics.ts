@@ -115,12 +115,14 @@ export const providerLabel = (
 
 /**
  * The `provider` label of a raw request target, for answers made before routing (413): the first segment after
- * `/extensions/` (`-` as `_`) through `providerLabel`; any other path is `control`.
+ * `/extensions/` (`-` as `_`) through `providerLabel`; `/plugins/…` is `plugins`; any other path is `control`.
  *
  * @since 0.2.0
  * @category labels
  */
 export const pathProviderLabel = (path: string, registry: { readonly get: (name: string) => unknown }): string => {
+  // plugin paths are the `plugins` provider's (when it is registered), as routing has it
+  if (path.startsWith("/plugins/")) return providerLabel("plugins", registry) === "plugins" ? "plugins" : "control"
   if (!path.startsWith("/extensions/")) return "control"
   const rest = path.slice("/extensions/".length)
   const end = rest.search(/[/?]/)
