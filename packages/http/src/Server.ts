@@ -56,6 +56,22 @@ export interface RunningServer {
 export class ListenError extends Data.TaggedError("ListenError")<{ readonly message: string }> {}
 
 /**
+ * Listens on `host:port` (`0` picks a free port): fails with `ListenError` (port taken, bad host…).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const listen = (server: Http.Server, port: number, host: string): Effect.Effect<void, ListenError> =>
+  Effect.async<void, ListenError>((resume) => {
+    const onError = (error: Error) => resume(Effect.fail(new ListenError({ message: error.message })))
+    server.once("error", onError)
+    server.listen(port, host, () => {
+      server.off("error", onError)
+      resume(Effect.void)
+    })
+  })
+
+/**
  * A server that listens but answers nothing yet: connections are accepted and their requests held (`/healthz`
  * included) until `open`, which handles them in arrival order and then every later request.
  *
@@ -234,14 +250,7 @@ export const bind = (options: ServerOptions): Effect.Effect<BoundServer, ListenE
     })
 
     yield* Effect.acquireRelease(
-      Effect.async<void, ListenError>((resume) => {
-        const onError = (error: Error) => resume(Effect.fail(new ListenError({ message: error.message })))
-        server.once("error", onError)
-        server.listen(options.port, options.host, () => {
-          server.off("error", onError)
-          resume(Effect.void)
-        })
-      }),
+      listen(server, options.port, options.host),
       () =>
         Effect.async<void>((resume) => {
           closing = true

@@ -14,7 +14,8 @@ import * as Os from "node:os"
 import type { Config } from "./Config.js"
 import * as Orphans from "./Orphans.js"
 import * as Prometheus from "./Prometheus.js"
-import { ListenError } from "./Server.js"
+import type { ListenError } from "./Server.js"
+import * as Server from "./Server.js"
 import type { TelemetryUnavailable } from "./Telemetry.js"
 import * as Telemetry from "./Telemetry.js"
 
@@ -160,14 +161,7 @@ export const serveMetrics = (options: {
       }
     })
     yield* Effect.acquireRelease(
-      Effect.async<void, ListenError>((resume) => {
-        const onError = (error: Error) => resume(Effect.fail(new ListenError({ message: error.message })))
-        server.once("error", onError)
-        server.listen(options.port, options.host, () => {
-          server.off("error", onError)
-          resume(Effect.void)
-        })
-      }),
+      Server.listen(server, options.port, options.host),
       () =>
         Effect.async<void>((resume) => {
           server.close(() => resume(Effect.void))
