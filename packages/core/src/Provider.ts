@@ -13,7 +13,6 @@ import type { RouteOutcome, WebhookRequest } from "./Domain.js"
 import type { RegionNotFound, StoreUnavailable } from "./Errors.js"
 import type { IntegrationRepo } from "./IntegrationRepo.js"
 import type { OrgRepo } from "./OrgRepo.js"
-import type { ProviderRegistry } from "./ProviderRegistry.js"
 import type { RegionDirectory } from "./RegionDirectory.js"
 import type { VolumeGate } from "./VolumeGate.js"
 
@@ -154,12 +153,24 @@ export type Classification =
   | { readonly _tag: "Control"; readonly provider: string | null; readonly reason: string }
   | { readonly _tag: "Provider"; readonly provider: Provider; readonly match: RouteMatch }
 
+/**
+ * What classification reads of a registry: the providers by name, and all of them (the `ProviderRegistry`
+ * service's shape, declared here so that a provider's module does not depend on the registry's).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Registry {
+  readonly get: (name: string) => Provider | undefined
+  readonly all: ReadonlyArray<Provider>
+}
+
 const PREFIX = "/extensions/"
 
 /** The providers of a registry that claim a prefix (`Provider.prefix`), found once per registry. */
-const claimants = new WeakMap<ProviderRegistry["Type"], ReadonlyArray<Provider>>()
+const claimants = new WeakMap<Registry, ReadonlyArray<Provider>>()
 
-const claimantOf = (bare: string, registry: ProviderRegistry["Type"]): Provider | undefined => {
+const claimantOf = (bare: string, registry: Registry): Provider | undefined => {
   let list = claimants.get(registry)
   if (list === undefined) {
     list = registry.all.filter((p) => p.prefix !== undefined && p.prefix.startsWith("/") && p.prefix.endsWith("/"))
@@ -178,7 +189,7 @@ const claimantOf = (bare: string, registry: ProviderRegistry["Type"]): Provider 
  * @since 0.1.0
  * @category classification
  */
-export const classify = (path: string, registry: ProviderRegistry["Type"]): Classification => {
+export const classify = (path: string, registry: Registry): Classification => {
   const q = path.indexOf("?")
   const bare = q === -1 ? path : path.slice(0, q)
   if (!bare.startsWith(PREFIX)) {

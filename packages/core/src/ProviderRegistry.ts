@@ -4,7 +4,7 @@
  * @since 0.2.0
  */
 import { Context, Layer } from "effect"
-import type { Provider } from "./Provider.js"
+import type { Provider, Registry } from "./Provider.js"
 
 /**
  * The providers cellgate knows, by name.
@@ -12,10 +12,7 @@ import type { Provider } from "./Provider.js"
  * @since 0.1.0
  * @category tags
  */
-export class ProviderRegistry extends Context.Tag("@cellgate/core/ProviderRegistry")<ProviderRegistry, {
-  readonly get: (name: string) => Provider | undefined
-  readonly all: ReadonlyArray<Provider>
-}>() {}
+export class ProviderRegistry extends Context.Tag("@cellgate/core/ProviderRegistry")<ProviderRegistry, Registry>() {}
 
 /**
  * A registry of `providers` (a later provider of the same name wins).
