@@ -1,4 +1,4 @@
-// The PostgreSQL store: the conformance suite, group commit, the mailbox-row race of OUTBOX.md (both orders, two
+// The PostgreSQL store: the conformance suite, group commit, the mailbox-row race of docs/outbox.md (both orders, two
 // connections, one transaction held open), racing claimers, the volume gate across processes, store failures.
 // Runs on its own database (test/support/Postgres.ts); PostgreSQL missing is a failure, not a skip.
 import * as Postgres from "@cellgate/adapters/Postgres"

@@ -1,5 +1,5 @@
 // The orphan sweep as the worker runs it: a payload whose mailbox row was deleted behind cellgate's back (what the
-// mailbox-row race of design/OUTBOX.md would leave) is invisible to claims; the worker's sweep at start recreates the
+// mailbox-row race of docs/outbox.md would leave) is invisible to claims; the worker's sweep at start recreates the
 // row, logs a warning with the count, counts it in `cellgate_outbox_orphans_repaired_total`, and the payload is
 // delivered. SQLite through `serve` (built-in worker), PostgreSQL through `cellgate worker`.
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"

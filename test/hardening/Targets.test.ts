@@ -1,4 +1,4 @@
-// INTERFACES.md "Second wave additions" → HTTP: a request whose target is not an origin-form path (`OPTIONS *`, the
+// docs/interfaces.md (HTTP answers): a request whose target is not an origin-form path (`OPTIONS *`, the
 // absolute form `POST http://host/… HTTP/1.1`) is answered 400 `bad_request` at the server entry — before routing,
 // so neither a provider nor the control proxy ever sees it (the control proxy used to throw on it: 500).
 import type { EmbeddedServer } from "@cellgate/http"

@@ -13,7 +13,7 @@ import { readFixture, startStub } from "../support/Http.js"
 
 const random = (label: string) => `${label}-${randomBytes(12).toString("hex")}`
 
-/** `whsec_` + base64 of 32 random bytes (INTERFACES.md: at least 24 bytes). */
+/** `whsec_` + base64 of 32 random bytes (docs/interfaces.md: at least 24 bytes). */
 const regionSecret = () => "whsec_" + randomBytes(32).toString("base64")
 
 export const JIRA_SERVER_EXTERNAL = "jira.hostile.test:cellgate"
@@ -39,7 +39,7 @@ export const GITHUB_BODY = Buffer.from(
 )
 export const REGION_SECRETS = { us: regionSecret(), eu: regionSecret(), de: regionSecret() } as const
 
-/** Every provider name the gateway knows or may know (ROUTING.md §5, §8): the bounded label set. */
+/** Every provider name the gateway knows or may know (docs/routing.md#other-providers, §8): the bounded label set. */
 export const KNOWN_PROVIDERS = [
   "jira_server",
   "github",

@@ -9,7 +9,7 @@ const decode = (raw: unknown, env: Record<string, string> = {}) => Config.decode
 const REGION_SECRET = "whsec_" + Buffer.from("the us region signing key").toString("base64")
 
 describe("Config", () => {
-  it("every key is optional, with the defaults of INTERFACES.md", () => {
+  it("every key is optional, with the defaults of docs/configuration.md", () => {
     const c = Either.getOrThrow(decode({}))
     expect(c.server).toEqual({ host: "127.0.0.1", port: 8080, maxBodyBytes: 1_048_576, readTimeoutMs: 10_000 })
     expect(c.store).toEqual({ kind: "sqlite", path: "./data/cellgate.db", synchronous: "full" })

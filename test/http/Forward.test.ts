@@ -1,4 +1,4 @@
-// ROUTING.md §7 through real HTTP: a test provider answers Forward (first | all) to the regions named in its path;
+// docs/routing.md#synchronous-proxy through real HTTP: a test provider answers Forward (first | all) to the regions named in its path;
 // region stubs answer, hang past the timeout, or refuse connections.
 import type { RegionName } from "@cellgate/core"
 import { Forward, Provider, Providers } from "@cellgate/core"

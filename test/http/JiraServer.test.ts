@@ -1,4 +1,4 @@
-// ROUTING.md §4 through real HTTP: every Jira Server row observed from outside (status, body, what the outbox holds,
+// docs/routing.md#jira-server through real HTTP: every Jira Server row observed from outside (status, body, what the outbox holds,
 // what the regions receive), with region stubs as real node:http servers and the delivery worker running.
 import { Memory } from "@cellgate/adapters"
 import { jiraServerToken, Outbox, StoreHealth, StoreUnavailable, verifyForwarded, VolumeGate } from "@cellgate/core"

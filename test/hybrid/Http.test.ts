@@ -1,4 +1,4 @@
-// ROUTING.md §8.3 through real HTTP, on SQLite and PostgreSQL: a test provider answers Hybrid decisions (the
+// docs/routing.md#deadline-aware-hybrid through real HTTP, on SQLite and PostgreSQL: a test provider answers Hybrid decisions (the
 // interpretation is core's, whoever the provider); region stubs answer in 100 ms, in 2.9 s, never (the live attempt),
 // 500, or refuse connections; a Slack response-URL stub and a Discord API stub receive the replies.
 import type { IntegrationId, RegionName } from "@cellgate/core"

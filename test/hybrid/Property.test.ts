@@ -1,4 +1,4 @@
-// ROUTING.md §8.3 as a property: whatever each region's timing and outcome on the live attempt, the provider is
+// docs/routing.md#deadline-aware-hybrid as a property: whatever each region's timing and outcome on the live attempt, the provider is
 // answered within the budget (plus a small margin), and a region that did not answer 2xx live gets exactly one stored
 // copy with the live attempt's delivery id; when nobody answered 2xx live, the reply target gets exactly one reply.
 import { Memory } from "@cellgate/adapters"

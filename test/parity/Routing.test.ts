@@ -1,4 +1,4 @@
-// Parity with the reference's newest code (ROUTING.md §8.4–§8.5), at the gateway: shedding of Enqueue decisions,
+// Parity with the reference's newest code (docs/routing.md#shedding), at the gateway: shedding of Enqueue decisions,
 // GitHub mailboxes by event type, plugin paths, and the Jira Cloud issue page falling back to the control side.
 import { Memory } from "@cellgate/adapters"
 import type { WebhookRequest, WebhookResponse } from "@cellgate/core"

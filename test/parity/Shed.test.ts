@@ -1,4 +1,4 @@
-// Shedding black-box (ROUTING.md §8.4): the built `cellgate` as processes — `serve` on a SQLite store, and
+// Shedding black-box (docs/routing.md#shedding): the built `cellgate` as processes — `serve` on a SQLite store, and
 // `shed add|list|remove` changing what the running gateway answers within 5 s; `explain`; the errors (exit 2).
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Path from "node:path"

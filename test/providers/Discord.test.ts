@@ -1,4 +1,4 @@
-// ROUTING.md §8.2 (and the decisions of §8.3): Ed25519 signatures over timestamp + raw body (the corpus vector, and
+// docs/routing.md#discord (and the decisions of §8.3): Ed25519 signatures over timestamp + raw body (the corpus vector, and
 // keys generated with WebCrypto at test time), PING at the edge, commands to the first region, components to all,
 // the follow-up reply target and its host check. The hybrid's interpretation is tested elsewhere.
 import { Memory } from "@cellgate/adapters"

@@ -100,7 +100,7 @@ describe("github webhook/", () => {
       const outcome = yield* route(req)
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag !== "Enqueue") return
-      // ROUTING.md §8.5: the event type (`X-GitHub-Event: issues`) is the mailbox's last part
+      // docs/routing.md#github-event-type-mailboxes: the event type (`X-GitHub-Event: issues`) is the mailbox's last part
       assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
         { region: "eu", mailbox: "github:eu:100:67:issues" },
         { region: "us", mailbox: "github:us:100:67:issues" }

@@ -4,7 +4,7 @@ import { assert, describe, it } from "@effect/vitest"
 const registry = ProviderRegistry.make(Providers.builtins())
 
 describe("built-in providers", () => {
-  it("every provider of ROUTING.md §5 is built in, with its webhook paths", () => {
+  it("every provider of docs/routing.md#other-providers is built in, with its webhook paths", () => {
     const routes = Object.fromEntries(registry.all.map((p) => [p.name, p.routes]))
     assert.deepStrictEqual(routes, {
       jira_server: ["issue-updated/<token>/"],

@@ -1,4 +1,4 @@
-// ROUTING.md §8.1 (and the decisions of §8.3): Slack's v0 signatures (the published worked example, and requests
+// docs/routing.md#slack (and the decisions of §8.3): Slack's v0 signatures (the published worked example, and requests
 // signed at test time), the 5-minute window on the Effect clock, url_verification at the edge, the team id, team
 // narrowing, the Hybrid decision and its reply target (replyHosts). The hybrid's interpretation is tested elsewhere.
 import { Memory } from "@cellgate/adapters"

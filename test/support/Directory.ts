@@ -71,7 +71,7 @@ export const shuffled = (d: DirectoryJson, seed: number): DirectoryJson => {
   }
 }
 
-/** What ROUTING.md §3 says `resolveRegions` returns, computed independently from the JSON. */
+/** What docs/routing.md#resolution says `resolveRegions` returns, computed independently from the JSON. */
 export const expectedResolution = (d: DirectoryJson, integrationId: number) => {
   const orgs = new Map(d.organizations.map((o) => [o.id, o]))
   const orgIds = [

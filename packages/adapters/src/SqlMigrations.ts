@@ -102,7 +102,7 @@ const outbox = ddl({
 })
 
 /**
- * `0004_replies` (ROUTING.md §8.3): the reply target of a stored hybrid request (JSON, nullable) on payloads and
+ * `0004_replies` (docs/routing.md#deadline-aware-hybrid): the reply target of a stored hybrid request (JSON, nullable) on payloads and
  * dead letters; `replies`, the once-only reply record (one row per delivery id that was replied to); `dedupe`, event
  * ids seen by the fleet with their expiry (epoch ms).
  */
@@ -124,7 +124,7 @@ const replies = ddl({
 })
 
 /**
- * `0005_shed_rules` (ROUTING.md §8.4): the store's shed rules, one row per rule; `key` is `<provider>` or
+ * `0005_shed_rules` (docs/routing.md#shedding): the store's shed rules, one row per rule; `key` is `<provider>` or
  * `<provider>:<integration id>` (`ShedRules.key`), so a rule is stored once.
  */
 const shedRules = ddl({

@@ -100,7 +100,7 @@ const transportError = (region: string, kind: "timeout" | "connection", detail: 
   new RegionTransportError({ region, kind, detail })
 
 // -------------------------------------------------------------------------------------------------------------------
-// Replies (ROUTING.md §8.3)
+// Replies (docs/routing.md#deadline-aware-hybrid)
 // -------------------------------------------------------------------------------------------------------------------
 
 /** One send of a reply waits at most this long. */

@@ -104,7 +104,7 @@ export const isRegionSecret = (secret: string): boolean =>
   })
 
 /**
- * A region's signing secret, `Redacted`: `whsec_` + base64 of at least 24 bytes (INTERFACES.md). The one check of
+ * A region's signing secret, `Redacted`: `whsec_` + base64 of at least 24 bytes (docs/interfaces.md). The one check of
  * that rule: the configuration file, `makeServer` and every `Directory` / `Region` decoded or constructed go through
  * it, so a secret that cannot sign is a configuration error, never a mailbox stalled at delivery time. Its message
  * never shows the value.
@@ -250,7 +250,7 @@ export class Respond extends Schema.TaggedClass<Respond>()("Respond", {
 /**
  * Proxy the live request synchronously to the first region (`first`, by name) or to all of them (`all`).
  * `onTransportFailure: "control"`: when no region answers (unreachable, timeout), the control side answers instead
- * of 502/504 (Jira Cloud's issue page, ROUTING.md §8.5).
+ * of 502/504 (Jira Cloud's issue page, docs/routing.md#jira-cloud-forward-fallback).
  *
  * @since 0.1.0
  * @category models
@@ -274,7 +274,7 @@ export class Enqueue extends Schema.TaggedClass<Enqueue>()("Enqueue", {
 }) {}
 
 /**
- * Where the answer of a stored hybrid delivery goes (ROUTING.md §8.3): a Slack `response_url`, or a Discord
+ * Where the answer of a stored hybrid delivery goes (docs/routing.md#deadline-aware-hybrid): a Slack `response_url`, or a Discord
  * interaction (`PATCH <apiBaseUrl>/webhooks/<applicationId>/<token>/messages/@original`). The Discord `token` is a
  * credential of that one interaction: `Redacted` in memory.
  *
@@ -315,7 +315,7 @@ export const HybridFallback = Schema.Struct({
 export type HybridFallback = typeof HybridFallback.Type
 
 /**
- * The deadline-aware hybrid (ROUTING.md §8.3): forward live to `regions` (sorted by name; `first` or `all`) within
+ * The deadline-aware hybrid (docs/routing.md#deadline-aware-hybrid): forward live to `regions` (sorted by name; `first` or `all`) within
  * `budgetMs`; relay as `Forward` when they answer in time, else answer `fallback` once the request is stored (one
  * payload per region in mailbox `Mailbox.name(mailboxPrefix, region, integrationId)`, with `replyTarget`).
  * `store: false` (e.g. an options-load) is never stored: past the budget it is just `fallback`. `dedupe`: an event

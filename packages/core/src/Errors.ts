@@ -20,7 +20,7 @@ export class RegionNotFound extends Schema.TaggedError<RegionNotFound>()("Region
 }
 
 /**
- * A Jira Server webhook token failed one of the checks of ROUTING.md §4; `reason` is the reference's text.
+ * A Jira Server webhook token failed one of the checks of docs/routing.md#jira-server; `reason` is the reference's text.
  *
  * @since 0.1.0
  * @category errors

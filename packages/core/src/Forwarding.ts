@@ -1,6 +1,6 @@
 /**
- * What cellgate sends to a region: the header rules of ROUTING.md §6 and the `x-cellgate-*` headers of
- * INTERFACES.md, signed with the Standard Webhooks scheme when the region has a secret; and `verifyForwarded`, for
+ * What cellgate sends to a region: the header rules of docs/routing.md#durable-delivery and the `x-cellgate-*` headers of
+ * docs/interfaces.md, signed with the Standard Webhooks scheme when the region has a secret; and `verifyForwarded`, for
  * the region's side.
  *
  * @since 0.1.0
@@ -31,7 +31,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "host"
 ])
 
-/** Not forwarded to a region besides the hop-by-hop headers (ROUTING.md §6). */
+/** Not forwarded to a region besides the hop-by-hop headers (docs/routing.md#durable-delivery). */
 const NOT_FORWARDED = new Set(["content-length", "content-encoding", "x-forwarded-proto"])
 
 /**

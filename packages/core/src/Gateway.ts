@@ -124,7 +124,7 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
   const ids = yield* IdGenerator
   // traces (Tracing.ts): one flag read here; off, the request path has no span and no work for them
   const tracing = yield* Tracing.Tracing
-  // shed rules (ROUTING.md §8.4) come as a `Context.Reference` defaulting to none, not as a requirement: the
+  // shed rules (docs/routing.md#shedding) come as a `Context.Reference` defaulting to none, not as a requirement: the
   // requirement type of `layer` is pinned, and the directory ports applications implement keep their shapes
   const shedding = yield* ShedRules.InForce
   const ports: Ports = {
@@ -188,9 +188,9 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
     return answer
   })
 
-  // ROUTING.md §7: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
+  // docs/routing.md#synchronous-proxy: `first` relays the first region's answer; `all` sends to every region in parallel and relays the
   // first 2xx in region-name order, else the first answer in that order; all failing → 502 (504 if the first failure
-  // in order is a timeout and nothing answered) — or, with `toControl` (§8.5), the control side's answer
+  // in order is a timeout and nothing answered) — or, with `toControl` (docs/routing.md#jira-cloud-forward-fallback), the control side's answer
   const forward = Effect.fn("forward")(function*(
     request: WebhookRequest,
     names: ReadonlyArray<RegionName>,

@@ -1,5 +1,5 @@
 /**
- * Mailbox names: the one spelling every provider uses, `<provider>:<region>:<part>…` (ROUTING.md §5).
+ * Mailbox names: the one spelling every provider uses, `<provider>:<region>:<part>…` (docs/routing.md#other-providers).
  *
  * @since 0.2.0
  */

@@ -1,5 +1,5 @@
 /**
- * The metrics of INTERFACES.md as Effect `Metric`s. Tagged variants are memoized, so the hot path does not build a
+ * The metrics of docs/interfaces.md as Effect `Metric`s. Tagged variants are memoized, so the hot path does not build a
  * new metric key per request.
  *
  * @since 0.1.0
@@ -90,9 +90,9 @@ export const deliverySeconds = histogram("cellgate_delivery_seconds", ["region"]
 export const orderingRelaxedTotal = counter("cellgate_ordering_relaxed_total", ["reason"])
 /** `kind`: `relayed_answer`, `stored_answer` (a region's answer over the cap), `hop_headers` (sender headers). @since 0.1.0 */
 export const truncatedTotal = counter("cellgate_truncated_total", ["kind"])
-/** Webhooks answered 429 `shed` by a shed rule (ROUTING.md §8.4). @since 0.2.0 */
+/** Webhooks answered 429 `shed` by a shed rule (docs/routing.md#shedding). @since 0.2.0 */
 export const shedTotal = counter("cellgate_shed_total", ["provider"])
-/** `outcome`: `sync` (answered live within the budget), `fallback` (ROUTING.md §8.3). @since 0.2.0 */
+/** `outcome`: `sync` (answered live within the budget), `fallback` (docs/routing.md#deadline-aware-hybrid). @since 0.2.0 */
 export const hybridTotal = counter("cellgate_hybrid_total", ["provider", "outcome"])
 /** `outcome`: `ok`, `failed`, `refused_host` (a stored hybrid delivery's reply). @since 0.2.0 */
 export const repliesTotal = counter("cellgate_replies_total", ["provider", "outcome"])

@@ -39,7 +39,7 @@ export const NewPayload = Schema.Struct({
   /** Stable across retries and replays: the `x-cellgate-delivery-id` header. */
   deliveryId: Schema.String,
   /**
-   * Where the answer of the delivery goes (a stored hybrid request, ROUTING.md §8.3): after the first delivery of
+   * Where the answer of the delivery goes (a stored hybrid request, docs/routing.md#deadline-aware-hybrid): after the first delivery of
    * the webhook (by completion) with a 2xx answer that has a body, `Delivery` sends it there once (`claimReply`).
    * Absent or `null`: none.
    */
@@ -189,7 +189,7 @@ export class Outbox extends Context.Tag("@cellgate/core/Outbox")<Outbox, {
   readonly deadLetters: Eff.Effect<ReadonlyArray<DeadLetter>, StoreUnavailable>
   readonly mailboxes: Eff.Effect<ReadonlyArray<MailboxInfo>, StoreUnavailable>
   /**
-   * The once-only reply record (ROUTING.md §8.3): `true` for the first caller with this delivery id (it sends the
+   * The once-only reply record (docs/routing.md#deadline-aware-hybrid): `true` for the first caller with this delivery id (it sends the
    * reply), `false` for every later one, in any process sharing the store. A record is never removed.
    */
   readonly claimReply: (deliveryId: string, now: number) => Eff.Effect<boolean, StoreUnavailable>

@@ -1,5 +1,5 @@
 /**
- * What a provider is, the ports it routes with, and classification of a path (ROUTING.md §2).
+ * What a provider is, the ports it routes with, and classification of a path (docs/routing.md#classification).
  *
  * A provider is a value: its name, the webhook paths it routes, and a `route` program over the ports it is given
  * (`Ports`: looked up once, when `Gateway.layer` is built, never per request). Adding a provider is adding a module
@@ -26,9 +26,9 @@ import type { VolumeGate } from "./VolumeGate.js"
 export class ProviderSecrets extends Context.Reference<ProviderSecrets>()("@cellgate/core/ProviderSecrets", {
   defaultValue: (): {
     readonly webhookSecret: (provider: string) => Option.Option<Redacted.Redacted<string>>
-    /** `providers.slack` (ROUTING.md §8.1); absent keys take `Slack.settings`' defaults. */
+    /** `providers.slack` (docs/routing.md#slack); absent keys take `Slack.settings`' defaults. */
     readonly slack?: SlackOptions | undefined
-    /** `providers.discord` (ROUTING.md §8.2); absent keys take `Discord.settings`' defaults. */
+    /** `providers.discord` (docs/routing.md#discord); absent keys take `Discord.settings`' defaults. */
     readonly discord?: DiscordOptions | undefined
   } => ({ webhookSecret: () => none })
 }) {}
@@ -105,7 +105,7 @@ export interface Provider {
    */
   readonly match: (rest: string) => RouteMatch | undefined
   /**
-   * A path prefix outside `/extensions/` that this provider claims whole (`/plugins/`, ROUTING.md §8.5): every path
+   * A path prefix outside `/extensions/` that this provider claims whole (`/plugins/`, docs/routing.md#plugin-paths): every path
    * under it is classified to this provider, and `match` gets the path after the prefix. A provider with a prefix
    * is not reachable under `/extensions/<name>/`.
    */
@@ -181,9 +181,9 @@ const claimantOf = (bare: string, registry: Registry): Provider | undefined => {
 }
 
 /**
- * ROUTING.md §2: only `/extensions/<provider>/…` is routed, never `…/setup/` or `…/link/`; `-` becomes `_` in the
+ * docs/routing.md#classification: only `/extensions/<provider>/…` is routed, never `…/setup/` or `…/link/`; `-` becomes `_` in the
  * provider; unknown providers, and paths that are not one of the provider's webhook paths, are `Control`. A path
- * under a prefix a provider claims (`Provider.prefix`: `/plugins/`, §8.5) goes to that provider the same way: one of
+ * under a prefix a provider claims (`Provider.prefix`: `/plugins/`, docs/routing.md#plugin-paths) goes to that provider the same way: one of
  * its webhook paths, else `Control`.
  *
  * @since 0.1.0

@@ -1,5 +1,5 @@
 /**
- * Replies to a hybrid's reply target (ROUTING.md §8.3): what is sent where (`replyRequest`, pure) and the client
+ * Replies to a hybrid's reply target (docs/routing.md#deadline-aware-hybrid): what is sent where (`replyRequest`, pure) and the client
  * that sends it (`ReplyClient`, a reference: by default the `RegionClient` the delivery worker already has, so
  * `Delivery.layer` needs nothing more; tests swap it).
  *

@@ -1,5 +1,5 @@
 /**
- * Resolution: integration → active organizations → regions (ROUTING.md §3).
+ * Resolution: integration → active organizations → regions (docs/routing.md#resolution).
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 /**
- * Shedding (ROUTING.md §8.4): the lever an on-call engineer pulls when one integration floods a region. A rule
+ * Shedding (docs/routing.md#shedding): the lever an on-call engineer pulls when one integration floods a region. A rule
  * `{ provider, integrationId? }` turns every `Enqueue` decision it matches into 429 `shed` with `Retry-After: 60`,
  * stored nowhere.
  *
@@ -8,7 +8,7 @@
  * gateway of a fleet within a few seconds without a restart.
  *
  * How the rules reach `Gateway.layer`: through `InForce`, a `Context.Reference` whose default is "no rules". Its
- * requirement type is pinned (INTERFACES.md: an application's composition keeps compiling) and the directory ports
+ * requirement type is pinned (docs/interfaces.md: an application's composition keeps compiling) and the directory ports
  * an application implements keep their shapes, so neither a new requirement nor a new method on `RegionDirectory`
  * would do; an application that wants shedding provides `layerInForce` (as `cellgate serve` does), one that does
  * not gets a gateway that sheds nothing.

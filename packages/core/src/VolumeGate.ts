@@ -1,5 +1,5 @@
 /**
- * The volume gate port (ROUTING.md §4: more than `limit` webhooks of one key in a fixed window turns bucketing on
+ * The volume gate port (docs/routing.md#jira-server: more than `limit` webhooks of one key in a fixed window turns bucketing on
  * for `holdMs`): its tag, its models, the rule every store applies (`volumeHit`), its memory layer, a gate that
  * counts nothing (`layerNoop`, for `explain`), and `layerBuffered`, which keeps the store's shared counter off the hot
  * path.

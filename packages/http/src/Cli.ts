@@ -1,5 +1,5 @@
 /**
- * The `cellgate` command line (INTERFACES.md): `serve`, `worker`, `explain`, `mailboxes`, `dead-letters list`,
+ * The `cellgate` command line (docs/interfaces.md): `serve`, `worker`, `explain`, `mailboxes`, `dead-letters list`,
  * `dead-letters replay`, `token jira-server`. Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
  *
  * @since 0.1.0
@@ -91,7 +91,7 @@ const serve = Command.make("serve", {
             "memory store: acknowledged webhooks live only in this process and are lost when it stops"
           )
         }
-        // ROUTING.md §8.1–§8.2: never routed unverified, so without its key a provider answers 401 to everything
+        // docs/routing.md#slack: never routed unverified, so without its key a provider answers 401 to everything
         if (config.providers.slack?.signingSecret === undefined) {
           yield* Effect.logWarning("slack: no signing secret configured: every Slack webhook answers 401").pipe(
             Effect.annotateLogs({ provider: "slack", key: "providers.slack.signingSecret" })
@@ -515,7 +515,7 @@ const report = (exit: Exit.Exit<unknown, unknown>) => {
 }
 
 /**
- * Runs the CLI on `process.argv` and exits with INTERFACES.md's codes.
+ * Runs the CLI on `process.argv` and exits with docs/interfaces.md's codes.
  *
  * @since 0.1.0
  * @category running

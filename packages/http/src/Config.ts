@@ -1,5 +1,5 @@
 /**
- * The configuration file of INTERFACES.md as a `Schema`: every key optional with its default, secrets written
+ * The configuration file of docs/interfaces.md as a `Schema`: every key optional with its default, secrets written
  * `{ "env": "NAME" }` resolved from the environment by the `Secret` schema (`ConfigFile`), the `directory` section
  * decoded with core's `Directory`.
  *
@@ -123,7 +123,7 @@ const SyncBudgetMs = Schema.optionalWith(
 const ReplyHosts = Schema.Array(Schema.String.pipe(Schema.nonEmptyString()))
 
 /**
- * `providers.slack` (ROUTING.md §8.1): no `signingSecret`, every Slack webhook answers 401.
+ * `providers.slack` (docs/routing.md#slack): no `signingSecret`, every Slack webhook answers 401.
  *
  * @since 0.2.0
  * @category models
@@ -135,7 +135,7 @@ export const SlackConfig = Schema.Struct({
 })
 
 /**
- * `providers.discord` (ROUTING.md §8.2): no `publicKey`, every Discord interaction answers 401. `replyHosts` defaults
+ * `providers.discord` (docs/routing.md#discord): no `publicKey`, every Discord interaction answers 401. `replyHosts` defaults
  * to the hostname of `apiBaseUrl`.
  *
  * @since 0.2.0
@@ -186,7 +186,7 @@ export const ProvidersConfig = Schema.Struct(
 >
 
 /**
- * The `shed` section (ROUTING.md §8.4): `[{ "provider": P, "integrationId"?: N }]`, P a built-in provider. Always
+ * The `shed` section (docs/routing.md#shedding): `[{ "provider": P, "integrationId"?: N }]`, P a built-in provider. Always
  * in force, with the store's rules (`cellgate shed add|remove`).
  *
  * @since 0.2.0

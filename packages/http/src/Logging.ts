@@ -1,5 +1,5 @@
 /**
- * JSON logs, one object per line, with secrets redacted (INTERFACES.md: `authorization`, `x-gitlab-token`,
+ * JSON logs, one object per line, with secrets redacted (docs/interfaces.md: `authorization`, `x-gitlab-token`,
  * `shared-secret`, `x-hub-signature*`, `x-slack-signature`, `x-cellgate-signature`). Every text of a line (message,
  * field values, cause) also goes through core's one structural redactor (`Redaction.redactText`): Jira Server tokens
  * in paths, JWTs and `jwt` query values never reach a line, whatever the spelling of the path.

@@ -1,5 +1,5 @@
 /**
- * The orphan sweep (design/OUTBOX.md): on a SQL store, the delivery worker recreates the mailbox row of payloads that
+ * The orphan sweep (docs/outbox.md): on a SQL store, the delivery worker recreates the mailbox row of payloads that
  * have none (`SqlStore.sweepOrphans`) once at start and then every `ORPHAN_SWEEP_INTERVAL_MS`. It should never find
  * anything: a non-zero count is logged as a warning and counted in `cellgate_outbox_orphans_repaired_total` (a bug
  * signal — alert on it). The memory store has no sweep (its default here does nothing).

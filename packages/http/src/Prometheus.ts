@@ -25,7 +25,7 @@ const num = (n: number | bigint): string => {
 }
 
 /**
- * The metric names of INTERFACES.md, always listed (with a `# TYPE` line) even before their first sample.
+ * The metric names of docs/interfaces.md, always listed (with a `# TYPE` line) even before their first sample.
  *
  * @since 0.1.0
  * @category encoding

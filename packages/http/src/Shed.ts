@@ -1,5 +1,5 @@
 /**
- * `cellgate shed list|add|remove` (ROUTING.md §8.4): the store's shed rules, and the rules in force (the
+ * `cellgate shed list|add|remove` (docs/routing.md#shedding): the store's shed rules, and the rules in force (the
  * configuration's `shed` plus the store's) that `serve` and `explain` apply.
  *
  * @since 0.2.0

@@ -58,7 +58,7 @@ export type GatewayServices =
   | ControlHandler.ControlHandler
 
 /**
- * Builds the store, the ports and `Gateway.Gateway` (core's `Gateway.layer`) in the current scope, binds the port (INTERFACES.md: a `serve` that cannot listen
+ * Builds the store, the ports and `Gateway.Gateway` (core's `Gateway.layer`) in the current scope, binds the port (docs/interfaces.md: a `serve` that cannot listen
  * changes nothing), imports the configuration's `directory` (replacing the store's), then starts answering (what
  * connected meanwhile was held) and, unless `worker: false`, forks the delivery worker. Closing the scope stops
  * accepting, lets in-flight requests finish, stops the worker (releasing its leases) and closes the store.

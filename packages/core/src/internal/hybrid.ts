@@ -1,7 +1,7 @@
 /**
- * The deadline-aware hybrid (ROUTING.md §8.3): `Gateway`'s interpretation of a `Hybrid` decision.
+ * The deadline-aware hybrid (docs/routing.md#deadline-aware-hybrid): `Gateway`'s interpretation of a `Hybrid` decision.
  *
- * Forward live within `budgetMs` (the attempt is interrupted past it); relay as §7 when the region(s) answered in
+ * Forward live within `budgetMs` (the attempt is interrupted past it); relay as docs/routing.md#synchronous-proxy says when the region(s) answered in
  * time, else answer the provider's `fallback` — only once the stored copies are committed — with one payload per
  * target region in mailbox `<provider>:<region>:<integrationId>`, carrying the reply target. The live attempt and
  * the stored copy share one `x-cellgate-delivery-id`. An event key (`dedupe`) already accepted by the fleet within
@@ -152,7 +152,7 @@ export const make = (deps: Deps) => {
     const answered = Effect.gen(function*() {
       if (d.mode === "first") {
         const attempt: Attempt = attempts[0] ?? Option.none()
-        // §7 `first`: any answer but a 5xx (or one over the cap) is relayed as it is
+        // docs/routing.md#synchronous-proxy, `first`: any answer but a 5xx (or one over the cap) is relayed as it is
         if (Option.isSome(attempt) && Either.isRight(attempt.value)) {
           const answer = attempt.value.right
           if (answer.status < 500 && answer.truncated !== true) return yield* sync(relay(live[0]!.name, answer))

@@ -1,5 +1,5 @@
 /**
- * Bitbucket Cloud and Bitbucket Server: the organization id is in the path (ROUTING.md §5).
+ * Bitbucket Cloud and Bitbucket Server: the organization id is in the path (docs/routing.md#bitbucket).
  *
  * - `bitbucket`: `/extensions/bitbucket/organizations/<org id>/webhook/`
  * - `bitbucket_server`: `/extensions/bitbucket-server/organizations/<org id>/webhook/<integration id>/`

@@ -1,5 +1,5 @@
 /**
- * What the providers of ROUTING.md §5 share: constant-time secret checks on raw bytes, active-integration lookup,
+ * What the providers of docs/routing.md#other-providers share: constant-time secret checks on raw bytes, active-integration lookup,
  * the "routes unverified" warning, and resolution to an `Enqueue` with one target per region.
  *
  * @since 0.1.0
@@ -76,7 +76,7 @@ export const secretMatches = (given: string | undefined, expected: Redacted.Reda
 
 /**
  * The integration of `provider` with that external id, when it exists and is `active` (any other status is "not
- * found", ROUTING.md §1).
+ * found", docs/routing.md#directory-model).
  *
  * @since 0.1.0
  * @category resolution

@@ -1,5 +1,5 @@
 /**
- * Discord: `/extensions/discord/interactions/` (ROUTING.md §8.2, §8.3).
+ * Discord: `/extensions/discord/interactions/` (docs/routing.md#discord, docs/routing.md#deadline-aware-hybrid).
  *
  * Every interaction is verified before its body is read: `X-Signature-Ed25519` (hex) must be the Ed25519 signature of
  * `<X-Signature-Timestamp><raw body>` under `providers.discord.publicKey` (hex), checked with WebCrypto (core stays
@@ -57,7 +57,7 @@ export interface Settings {
 }
 
 /**
- * `providers.discord` (`ProviderSecrets.discord`) with the defaults of INTERFACES.md filled in.
+ * `providers.discord` (`ProviderSecrets.discord`) with the defaults of docs/interfaces.md filled in.
  *
  * @since 0.2.0
  * @category models

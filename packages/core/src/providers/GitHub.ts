@@ -1,6 +1,6 @@
 /**
  * GitHub and GitHub Enterprise: `/extensions/github/webhook/` and `/extensions/github-enterprise/webhook/`
- * (ROUTING.md §5).
+ * (docs/routing.md#github).
  *
  * The integration is the app installation (`installation.id`; for GHE `"<X-GitHub-Enterprise-Host>:<id>"`). Each
  * delivery is checked against `X-Hub-Signature-256` (`sha256=` hex HMAC-SHA256 of the raw body) with the
@@ -50,7 +50,7 @@ const CHECK_RUN_KEPT: ReadonlySet<unknown> = new Set(["completed", "requested_ac
 const EVENT_PART = /^[a-z_]{1,64}$/
 
 /**
- * The event's part of a mailbox name (ROUTING.md §8.5): `X-GitHub-Event` when it matches `[a-z_]{1,64}` (it is the
+ * The event's part of a mailbox name (docs/routing.md#github-event-type-mailboxes): `X-GitHub-Event` when it matches `[a-z_]{1,64}` (it is the
  * sender's header: anything else, or no header, adds nothing).
  *
  * @since 0.2.0

@@ -1,5 +1,5 @@
 /**
- * GitLab: `/extensions/gitlab/webhook/` (ROUTING.md §5).
+ * GitLab: `/extensions/gitlab/webhook/` (docs/routing.md#gitlab).
  *
  * `X-Gitlab-Token` is `<instance>:<group path>:<secret>`: the first two parts are the integration's external id, the
  * third is checked in constant time against its `metadata.webhookSecret`, all before the body is read. Mailboxes are

@@ -1,6 +1,6 @@
 /**
  * What the interactive providers (Slack, Discord: answered within 3 s, the answer is what the user sees) share: the
- * reply-host rule and the `Hybrid` decision they return (ROUTING.md §8.3). The gateway interprets the decision.
+ * reply-host rule and the `Hybrid` decision they return (docs/routing.md#deadline-aware-hybrid). The gateway interprets the decision.
  *
  * @since 0.2.0
  */
@@ -9,7 +9,7 @@ import { Hybrid } from "../Domain.js"
 import type { IntegrationId, RegionName } from "../Ids.js"
 
 /**
- * How long an accepted Slack event id is remembered for its retries (ROUTING.md §8.3): 10 minutes.
+ * How long an accepted Slack event id is remembered for its retries (docs/routing.md#deadline-aware-hybrid): 10 minutes.
  *
  * @since 0.2.0
  * @category constants
@@ -48,7 +48,7 @@ export const replyHost = (url: string): string | undefined => {
 /**
  * Whether a reply target URL may be called: an `http(s)` URL whose hostname (compared without its port,
  * case-insensitively) is one of `hosts` (`providers.<p>.replyHosts`). A signed payload must never make the gateway
- * call an arbitrary URL (ROUTING.md §8.3).
+ * call an arbitrary URL (docs/routing.md#deadline-aware-hybrid).
  *
  * @since 0.2.0
  * @category reply targets

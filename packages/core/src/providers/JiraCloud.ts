@@ -1,6 +1,6 @@
 /**
  * Jira Cloud (Atlassian Connect): `/extensions/jira/issue-updated/` (Enqueue) and `/extensions/jira/issue/<key>/`
- * (Forward to the first region; a transport failure falls back to the control side, §8.5) — ROUTING.md §5.
+ * (Forward to the first region; a transport failure falls back to the control side, docs/routing.md#jira-cloud-forward-fallback) — docs/routing.md#jira-cloud.
  *
  * The request carries a Connect JWT (`Authorization: JWT <token>`, else `?jwt=`): `iss` is the clientKey, i.e. the
  * integration's external id; it must verify under HS256 with the integration's `metadata.sharedSecret`, carry an
@@ -165,7 +165,7 @@ const route = Effect.fnUntraced(function*(request: WebhookRequest, match: RouteM
   if (match.route === "issue") {
     return {
       ...resolved.base,
-      // ROUTING.md §8.5: a region that cannot be reached (or times out) leaves the issue page to the control side
+      // docs/routing.md#jira-cloud-forward-fallback: a region that cannot be reached (or times out) leaves the issue page to the control side
       decision: new Forward({ regions: resolved.base.regions, mode: "first", onTransportFailure: "control" }, {
         disableValidation: true
       }),

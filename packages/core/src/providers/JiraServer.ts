@@ -1,5 +1,5 @@
 /**
- * Jira Server (Data Center): `/extensions/jira-server/issue-updated/<token>/` — the central case of ROUTING.md §4.
+ * Jira Server (Data Center): `/extensions/jira-server/issue-updated/<token>/` — the central case of docs/routing.md#jira-server.
  *
  * @since 0.1.0
  */
@@ -47,7 +47,7 @@ export const jiraServerToken = (externalId: string, secret: string | Redacted.Re
     .sign(encoder.encode(typeof secret === "string" ? secret : Redacted.value(secret)))
 
 /**
- * Checks a token (ROUTING.md §4, in order) and returns the active integration it belongs to.
+ * Checks a token (docs/routing.md#jira-server, in order) and returns the active integration it belongs to.
  *
  * @since 0.1.0
  * @category verification

@@ -1,5 +1,5 @@
 /**
- * Microsoft Teams: `/extensions/msteams/webhook/` (ROUTING.md §5).
+ * Microsoft Teams: `/extensions/msteams/webhook/` (docs/routing.md#microsoft-teams).
  *
  * Bot Framework activities. Installation traffic (`type` missing, `installationUpdate`, `conversationUpdate` with
  * `membersAdded`) goes to the control side; otherwise the integration is `value.payload.integrationId` (a card action

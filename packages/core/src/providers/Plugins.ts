@@ -1,5 +1,5 @@
 /**
- * Plugin paths (ROUTING.md §8.5), outside `/extensions/`: `/plugins/github/organizations/<org id>/webhook/` and
+ * Plugin paths (docs/routing.md#plugin-paths), outside `/extensions/`: `/plugins/github/organizations/<org id>/webhook/` and
  * `/plugins/bitbucket/organizations/<org id>/webhook/`. The provider claims the `/plugins/` prefix
  * (`Provider.prefix`), so classification stays one code path.
  *

@@ -1,5 +1,5 @@
 /**
- * Slack: `/extensions/slack/commands/`, `action/`, `options-load/` and `event/` (ROUTING.md §8.1, §8.3).
+ * Slack: `/extensions/slack/commands/`, `action/`, `options-load/` and `event/` (docs/routing.md#slack, docs/routing.md#deadline-aware-hybrid).
  *
  * Every request is verified before anything else is read: `X-Slack-Signature` must be `v0=` + hex HMAC-SHA256 of
  * `v0:<X-Slack-Request-Timestamp>:<raw body>` with `providers.slack.signingSecret` (constant time), and the timestamp
@@ -64,7 +64,7 @@ export interface Settings {
 }
 
 /**
- * `providers.slack` (`ProviderSecrets.slack`) with the defaults of INTERFACES.md filled in.
+ * `providers.slack` (`ProviderSecrets.slack`) with the defaults of docs/interfaces.md filled in.
  *
  * @since 0.2.0
  * @category models

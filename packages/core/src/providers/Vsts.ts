@@ -1,5 +1,5 @@
 /**
- * Azure DevOps (`vsts`): `/extensions/vsts/issue-updated/` (ROUTING.md §5).
+ * Azure DevOps (`vsts`): `/extensions/vsts/issue-updated/` (docs/routing.md#azure-devops).
  *
  * The integration is the body's `resourceContainers.collection.id`; the `shared-secret` header must equal its
  * `metadata.webhookSecret` (constant time).
