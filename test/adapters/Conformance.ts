@@ -66,6 +66,9 @@ export const payload = (
   ...overrides
 })
 
+/** The mailbox names of a claim, in claim order. */
+export const names = (claimed: ReadonlyArray<Outbox.Claimed>) => claimed.map((c) => c.mailbox)
+
 const iid = (n: number) => n as IntegrationId
 const oid = (n: number) => n as OrganizationId
 const rn = (s: string) => s as RegionName
@@ -238,6 +241,7 @@ export const conformance = <R>(
         {
           mailbox: "jira:de:1",
           region: rn("de"),
+          tenant: "i:10",
           depth: 1,
           oldestReceivedAt: 50,
           nextAttemptAt: 50,
@@ -247,6 +251,7 @@ export const conformance = <R>(
         {
           mailbox: "jira:us:1",
           region: rn("us"),
+          tenant: "i:10",
           depth: 2,
           oldestReceivedAt: 20,
           nextAttemptAt: 100,
@@ -265,7 +270,9 @@ export const conformance = <R>(
           ...payload("jira:us:1", 100, { deliveryId: head[0].deliveryId }),
           replyTarget: null,
           traceContext: null,
+          tenant: "i:10",
           id: 1,
+          sequence: 1,
           attempts: 0,
           nextAttemptAt: 100,
           lastError: null
@@ -287,9 +294,9 @@ export const conformance = <R>(
         payload("d:us:1", 500)
       ])
       const first = yield* outbox.claim({ owner: "w1", now: 100, leaseMs: 50, limit: 2 })
-      assert.deepStrictEqual(first, ["c:us:1", "a:us:1"])
+      assert.deepStrictEqual(first, [{ mailbox: "c:us:1", tenant: "i:10" }, { mailbox: "a:us:1", tenant: "i:10" }])
       const second = yield* outbox.claim({ owner: "w2", now: 100, leaseMs: 50, limit: 10 })
-      assert.deepStrictEqual(second, ["b:us:1"])
+      assert.deepStrictEqual(names(second), ["b:us:1"])
       assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 150, leaseMs: 50, limit: 10 }), [])
       // renew by the holder; not by another owner; not after expiry
       yield* outbox.renew({ mailbox: "c:us:1", owner: "w1", now: 150 }, 100)
@@ -298,7 +305,7 @@ export const conformance = <R>(
       const expired = yield* Effect.flip(outbox.renew({ mailbox: "a:us:1", owner: "w1", now: 151 }, 100))
       assert.strictEqual(expired._tag, "LeaseLost")
       // a:us:1's lease ran out at 150: claimable again at 151 (lease valid while lease_until >= now)
-      assert.deepStrictEqual(yield* outbox.claim({ owner: "w3", now: 151, leaseMs: 50, limit: 10 }), [
+      assert.deepStrictEqual(names(yield* outbox.claim({ owner: "w3", now: 151, leaseMs: 50, limit: 10 })), [
         "a:us:1",
         "b:us:1"
       ])
@@ -365,7 +372,9 @@ export const conformance = <R>(
           ...payload("m:us:1", 3, { deliveryId: dead[1].deliveryId }),
           replyTarget: null,
           traceContext: null,
+          tenant: "i:10",
           id: 3,
+          sequence: 3,
           attempts: 0,
           nextAttemptAt: 3,
           lastError: null,
@@ -393,6 +402,7 @@ export const conformance = <R>(
       assert.deepStrictEqual(yield* outbox.mailboxes, [{
         mailbox: "f:us:1",
         region: rn("us"),
+        tenant: "i:10",
         depth: 1,
         oldestReceivedAt: 1,
         nextAttemptAt: 777,
@@ -400,7 +410,7 @@ export const conformance = <R>(
         leaseUntil: null
       }])
       assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 776, leaseMs: 1, limit: 5 }), [])
-      assert.deepStrictEqual(yield* outbox.claim({ owner: "w2", now: 777, leaseMs: 1, limit: 5 }), ["f:us:1"])
+      assert.deepStrictEqual(names(yield* outbox.claim({ owner: "w2", now: 777, leaseMs: 1, limit: 5 })), ["f:us:1"])
       // a new payload for a released (deleted) mailbox makes a new row due at its receivedAt
       yield* outbox.enqueue([payload("e:us:1", 5)])
       assert.deepStrictEqual(
@@ -594,6 +604,229 @@ export const conformance = <R>(
       assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => d.traceContext), expected)
       yield* outbox.replay("all", 20)
       assert.deepStrictEqual((yield* outbox.head("trace:us:1", 10)).map((p) => p.traceContext), expected)
+    })
+  )
+
+  // -- fair, adaptive delivery (docs/routing.md#fair-adaptive-delivery) ------------------------------------------
+
+  test(
+    "sequences: 1, 2, 3, … per mailbox in id order across group-commit batches; mailboxes count apart; big batches",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      yield* Effect.all(
+        Array.from(
+          { length: 40 },
+          (_, i) =>
+            outbox.enqueue([payload("seq:us:1", i), payload(`seq:us:${2 + (i % 2)}`, i), payload("seq:us:1", i)])
+        ),
+        { concurrency: "unbounded", discard: true }
+      )
+      // one call past 400 payloads (PostgreSQL writes it in chunks inside one transaction), three mailboxes mixed
+      yield* outbox.enqueue(Array.from({ length: 450 }, (_, i) => payload(`seq:de:${i % 3}`, i)))
+      const numbers = (mailbox: string) =>
+        Effect.map(outbox.head(mailbox, 1000), (head) => {
+          assert.deepStrictEqual(head.map((p) => p.id), [...head.map((p) => p.id)].sort((a, b) => a - b))
+          return head.map((p) => p.sequence)
+        })
+      const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+      assert.deepStrictEqual(yield* numbers("seq:us:1"), upTo(80))
+      assert.deepStrictEqual(yield* numbers("seq:us:2"), upTo(20))
+      assert.deepStrictEqual(yield* numbers("seq:us:3"), upTo(20))
+      for (const m of ["seq:de:0", "seq:de:1", "seq:de:2"]) assert.deepStrictEqual(yield* numbers(m), upTo(150))
+      // the same mailbox after the big batch: counts on; a new name starts at 1
+      yield* outbox.enqueue([payload("seq:de:0", 1), payload("seq:new:1", 1)])
+      assert.deepStrictEqual((yield* numbers("seq:de:0")).slice(-1), [151])
+      assert.deepStrictEqual(yield* numbers("seq:new:1"), [1])
+    })
+  )
+
+  test(
+    "sequences: kept on retry; a dead letter keeps its number (the gap shows); a replay keeps it, after higher ones",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const m = "gap:us:1"
+      yield* outbox.enqueue([payload(m, 1), payload(m, 2), payload(m, 3)])
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 1 })
+      const lease = { mailbox: m, owner: "w", now: 20 }
+      yield* outbox.retry(lease, 1, { nextAttemptAt: 30, error: "HTTP 503" })
+      yield* outbox.retry(lease, 1, { nextAttemptAt: 40, error: "HTTP 503" })
+      const seqs = Effect.map(outbox.head(m, 10), (head) => head.map((p) => [p.id, p.sequence, p.attempts]))
+      assert.deepStrictEqual(yield* seqs, [[1, 1, 2], [2, 2, 0], [3, 3, 0]])
+      yield* outbox.deadLetter(lease, 2, { reason: "permanent_failure", lastStatus: 400, lastBody: null })
+      assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => [d.id, d.sequence]), [[2, 2]])
+      yield* outbox.complete(lease, 1)
+      yield* outbox.enqueue([payload(m, 4)])
+      // 2 is missing between 1 (delivered) and 3: a region sees the gap
+      assert.deepStrictEqual(yield* seqs, [[3, 3, 0], [4, 4, 0]])
+      assert.strictEqual(yield* outbox.replay("all", 50), 1)
+      // the replayed payload: a new id at the tail, its old number (below the region's high-water mark)
+      assert.deepStrictEqual(yield* seqs, [[3, 3, 0], [4, 4, 0], [5, 2, 0]])
+      // a replay does not advance the counter
+      yield* outbox.enqueue([payload(m, 5)])
+      assert.deepStrictEqual((yield* seqs).slice(-1), [[6, 5, 0]])
+    })
+  )
+
+  test(
+    "sequences: the counter outlives the mailbox row (emptied, released, removed, back: it counts on)",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const m = "back:us:1"
+      yield* outbox.enqueue([payload(m, 1), payload(m, 2)])
+      yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 1 })
+      const lease = { mailbox: m, owner: "w", now: 20 }
+      yield* outbox.complete(lease, 1)
+      yield* outbox.complete(lease, 2)
+      yield* outbox.release(lease, 20)
+      assert.deepStrictEqual(yield* outbox.mailboxes, [])
+      yield* outbox.enqueue([payload(m, 30)])
+      assert.deepStrictEqual((yield* outbox.head(m, 10)).map((p) => [p.id, p.sequence]), [[3, 3]])
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => [b.mailbox, b.depth, b.nextAttemptAt]), [[m, 1, 30]])
+    })
+  )
+
+  test(
+    "tenants: a payload's own (o:), else i:<integration id>, else m:<mailbox>; a mailbox keeps its first one's",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      yield* outbox.enqueue([
+        payload("bitbucket:us:1", 1, { integrationId: null, tenant: "o:7" }),
+        payload("bitbucket:us:1", 2, { integrationId: null, tenant: "o:8" }),
+        payload("jira:us:1", 3, { integrationId: 42 as IntegrationId }),
+        payload("jira:us:1", 4, { integrationId: 43 as IntegrationId, tenant: null }),
+        payload("custom:us:1", 5, { integrationId: null })
+      ])
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => [b.mailbox, b.tenant]), [
+        ["bitbucket:us:1", "o:7"],
+        ["custom:us:1", "m:custom:us:1"],
+        ["jira:us:1", "i:42"]
+      ])
+      const tenants = (mailbox: string) => Effect.map(outbox.head(mailbox, 10), (head) => head.map((p) => p.tenant))
+      assert.deepStrictEqual(yield* tenants("bitbucket:us:1"), ["o:7", "o:8"])
+      assert.deepStrictEqual(yield* tenants("jira:us:1"), ["i:42", "i:43"])
+      // a later enqueue does not change a row's tenant
+      yield* outbox.enqueue([payload("bitbucket:us:1", 6, { integrationId: null, tenant: "o:9" })])
+      assert.deepStrictEqual((yield* outbox.mailboxes).map((b) => b.tenant), ["o:7", "m:custom:us:1", "i:42"])
+      const claimed = yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 5 })
+      assert.deepStrictEqual(claimed, [
+        { mailbox: "bitbucket:us:1", tenant: "o:7" },
+        { mailbox: "jira:us:1", tenant: "i:42" },
+        { mailbox: "custom:us:1", tenant: "m:custom:us:1" }
+      ])
+      // dead letters keep their tenant; a replay into a removed row makes it again with the first one's
+      const lease = { mailbox: "bitbucket:us:1", owner: "w", now: 20 }
+      for (const id of [2, 1, 6]) {
+        yield* outbox.deadLetter(lease, id, { reason: "permanent_failure", lastStatus: 404, lastBody: null })
+      }
+      yield* outbox.release(lease, 20)
+      assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => [d.id, d.tenant]), [[1, "o:7"], [2, "o:8"], [
+        6,
+        "o:9"
+      ]])
+      assert.strictEqual(yield* outbox.replay([2, 1], 30), 2)
+      assert.deepStrictEqual(
+        (yield* outbox.mailboxes).filter((b) => b.mailbox === "bitbucket:us:1").map((b) => [b.tenant, b.depth]),
+        [["o:7", 2]]
+      )
+    })
+  )
+
+  const fairBoxes = Effect.flatMap(Outbox.Outbox, (outbox) =>
+    outbox.enqueue([
+      // tenant i:1: five mailboxes, all older than the others
+      ...[1, 2, 3, 4, 5].map((n) => payload(`a:us:${n}`, n, { integrationId: 1 as IntegrationId })),
+      payload("b:us:1", 10, { integrationId: 2 as IntegrationId }),
+      payload("b:us:2", 11, { integrationId: 2 as IntegrationId }),
+      payload("c:us:1", 20, { integrationId: null, tenant: "o:7" })
+    ]))
+
+  test(
+    "fair claim: beyond its share a tenant waits for the others' due mailboxes; held counts; 0 = oldest due first",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      yield* fairBoxes
+      // leases of 0 ms run out at the next ms: every claim below sees all eight mailboxes
+      let now = 100
+      const claim = (options: Partial<Outbox.ClaimOptions> & { readonly limit: number }) =>
+        Effect.map(outbox.claim({ owner: "w", now: now++, leaseMs: 0, ...options }), names)
+      assert.deepStrictEqual(yield* claim({ limit: 4 }), ["a:us:1", "a:us:2", "a:us:3", "a:us:4"])
+      assert.deepStrictEqual(yield* claim({ limit: 4, fairShare: 0 }), ["a:us:1", "a:us:2", "a:us:3", "a:us:4"])
+      assert.deepStrictEqual(
+        yield* claim({ limit: 4, fairShare: 0, held: new Map([["i:1", 9]]) }),
+        ["a:us:1", "a:us:2", "a:us:3", "a:us:4"]
+      )
+      // within the share: oldest due first across tenants; then the rest, by rank
+      assert.deepStrictEqual(yield* claim({ limit: 7, fairShare: 2 }), [
+        "a:us:1",
+        "a:us:2",
+        "b:us:1",
+        "b:us:2",
+        "c:us:1",
+        "a:us:3",
+        "a:us:4"
+      ])
+      assert.deepStrictEqual(yield* claim({ limit: 2, fairShare: 2 }), ["a:us:1", "a:us:2"])
+      // share 1: round robin over the tenants (rank 2: a2, b2; rank 3: a3; …)
+      assert.deepStrictEqual(yield* claim({ limit: 8, fairShare: 1 }), [
+        "a:us:1",
+        "b:us:1",
+        "c:us:1",
+        "a:us:2",
+        "b:us:2",
+        "a:us:3",
+        "a:us:4",
+        "a:us:5"
+      ])
+      // what the owner holds counts: i:1 at its share already goes after everyone else
+      assert.deepStrictEqual(yield* claim({ limit: 5, fairShare: 2, held: new Map([["i:1", 2]]) }), [
+        "b:us:1",
+        "b:us:2",
+        "c:us:1",
+        "a:us:1",
+        "a:us:2"
+      ])
+      assert.deepStrictEqual(
+        yield* claim({ limit: 6, fairShare: 2, held: new Map([["i:2", 1], ["o:7", 0], ["i:99", 5]]) }),
+        // rank 3 (a3: its third; b2: one held + its second) in due order, then a4 at rank 4
+        ["a:us:1", "a:us:2", "b:us:1", "c:us:1", "a:us:3", "b:us:2"]
+      )
+      // and the claim returns the tenants
+      assert.deepStrictEqual(
+        yield* outbox.claim({ owner: "w", now: now++, leaseMs: 0, limit: 3, fairShare: 1 }),
+        [{ mailbox: "a:us:1", tenant: "i:1" }, { mailbox: "b:us:1", tenant: "i:2" }, {
+          mailbox: "c:us:1",
+          tenant: "o:7"
+        }]
+      )
+    })
+  )
+
+  test(
+    "fair claim: leased mailboxes are no candidates (places count the claimable ones); work-conserving",
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      yield* fairBoxes
+      // a1 and b1 are held by another worker
+      assert.deepStrictEqual(names(yield* outbox.claim({ owner: "x", now: 100, leaseMs: 1000, limit: 1 })), ["a:us:1"])
+      yield* outbox.claim({ owner: "y", now: 100, leaseMs: 0, limit: 8 }) // expires at once, changes nothing
+      const taken = yield* outbox.claim({ owner: "x", now: 101, leaseMs: 1000, limit: 1, fairShare: 1 })
+      assert.deepStrictEqual(names(taken), ["a:us:2"])
+      assert.deepStrictEqual(
+        names(yield* outbox.claim({ owner: "w", now: 102, leaseMs: 1000, limit: 4, fairShare: 1 })),
+        ["a:us:3", "b:us:1", "c:us:1", "a:us:4"]
+      )
+      const held = (n: number) => new Map([["i:1", n]])
+      assert.deepStrictEqual(
+        names(yield* outbox.claim({ owner: "w", now: 103, leaseMs: 1000, limit: 1, fairShare: 1, held: held(2) })),
+        ["b:us:2"]
+      )
+      // only tenant i:1 is due: a worker past its share still takes every due mailbox (no slot stays idle)
+      yield* outbox.enqueue([6, 7].map((n) => payload(`a:us:${n}`, 50, { integrationId: 1 as IntegrationId })))
+      assert.deepStrictEqual(
+        names(yield* outbox.claim({ owner: "w", now: 104, leaseMs: 1000, limit: 4, fairShare: 1, held: held(5) })),
+        ["a:us:5", "a:us:6", "a:us:7"]
+      )
+      assert.deepStrictEqual(yield* outbox.claim({ owner: "w", now: 105, leaseMs: 1000, limit: 4, fairShare: 1 }), [])
     })
   )
 }

@@ -48,6 +48,7 @@ const tables = [
   "outbox_payloads",
   "outbox_mailboxes",
   "outbox_dead_letters",
+  "outbox_sequences",
   "volume_counters",
   "regions",
   "organizations",
@@ -152,13 +153,32 @@ const askDirectory = (orgIdLists: ReadonlyArray<ReadonlyArray<number>>) =>
     return out
   })
 
-const boxes = ["jira_server:us:1", "jira_server:us:2", "github:de:1", "github:de:1:7"]
+const boxes = [
+  "jira_server:us:1",
+  "jira_server:us:2",
+  "github:de:1",
+  "github:de:1:7",
+  "jira_server:us:3",
+  "github:de:2"
+]
+/** Tenants: `i:5` (even boxes), `m:<mailbox>` (odd ones, no integration), or a payload's own `o:`. */
+const tenants = ["i:5", "o:1", "o:2", ...boxes.map((b) => `m:${b}`)]
 const owners = ["w1", "w2"]
 
 type Command =
-  | { readonly _tag: "enqueue"; readonly payloads: ReadonlyArray<{ box: number; ago: number; body: Uint8Array }> }
+  | {
+    readonly _tag: "enqueue"
+    readonly payloads: ReadonlyArray<{ box: number; ago: number; body: Uint8Array; tenant: string | null | undefined }>
+  }
   | { readonly _tag: "tick"; readonly ms: number }
-  | { readonly _tag: "claim"; readonly owner: number; readonly limit: number; readonly leaseMs: number }
+  | {
+    readonly _tag: "claim"
+    readonly owner: number
+    readonly limit: number
+    readonly leaseMs: number
+    readonly fairShare: number | undefined
+    readonly held: ReadonlyArray<readonly [string, number]>
+  }
   | { readonly _tag: "renew"; readonly owner: number; readonly box: number; readonly leaseMs: number }
   | { readonly _tag: "head"; readonly box: number; readonly limit: number }
   | { readonly _tag: "complete"; readonly owner: number; readonly box: number; readonly pick: number }
@@ -190,7 +210,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       _tag: fc.constant("enqueue" as const),
       payloads: fc.array(
-        fc.record({ box, ago: fc.integer({ min: 0, max: 50 }), body: fc.uint8Array({ maxLength: 12 }) }),
+        fc.record({
+          box,
+          ago: fc.integer({ min: 0, max: 50 }),
+          body: fc.uint8Array({ maxLength: 12 }),
+          tenant: fc.option(fc.constantFrom("o:1", "o:2", null), { nil: undefined, freq: 2 })
+        }),
         { minLength: 1, maxLength: 4 }
       )
     }),
@@ -201,10 +226,15 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       _tag: fc.constant("claim" as const),
       owner,
-      limit: fc.integer({ min: 0, max: 3 }),
-      leaseMs: fc.integer({ min: 0, max: 100 })
+      limit: fc.integer({ min: 0, max: 5 }),
+      leaseMs: fc.integer({ min: 0, max: 100 }),
+      fairShare: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined, freq: 4 }),
+      held: fc.uniqueArray(fc.tuple(fc.constantFrom(...tenants), fc.integer({ min: 0, max: 3 })), {
+        selector: ([t]) => t,
+        maxLength: 3
+      })
     }),
-    weight: 4
+    weight: 5
   },
   {
     arbitrary: fc.record({
@@ -286,7 +316,8 @@ const runCommands = (commands: ReadonlyArray<Command>) =>
             headers: { "x-n": String(p.ago) },
             body: p.body,
             receivedAt: now - p.ago,
-            deliveryId: `d${++delivery}`
+            deliveryId: `d${++delivery}`,
+            ...(p.tenant === undefined ? {} : { tenant: p.tenant })
           }))
           out.push(yield* answer(outbox.enqueue(payloads)))
           break
@@ -295,7 +326,18 @@ const runCommands = (commands: ReadonlyArray<Command>) =>
           now += c.ms
           break
         case "claim":
-          out.push(yield* answer(outbox.claim({ owner: owners[c.owner], now, leaseMs: c.leaseMs, limit: c.limit })))
+          out.push(
+            yield* answer(
+              outbox.claim({
+                owner: owners[c.owner],
+                now,
+                leaseMs: c.leaseMs,
+                limit: c.limit,
+                fairShare: c.fairShare,
+                held: new Map(c.held)
+              })
+            )
+          )
           break
         case "renew":
           out.push(yield* answer(outbox.renew({ mailbox: boxes[c.box], owner: owners[c.owner], now }, c.leaseMs)))
@@ -438,5 +480,70 @@ layer(StoresLive, { timeout: "120 seconds" })("memory = sqlite = postgres", (it)
         assertSame(yield* onEach(runCommands(commands)))
       }),
     { fastCheck: { numRuns: 60 } }
+  )
+
+  it.effect.prop(
+    "outbox: generated fair claims over generated tenants and holdings answer alike (docs/routing.md#fair-adaptive-delivery)",
+    {
+      mailboxes: fc.array(
+        fc.record({ tenant: fc.constantFrom("i:1", "i:2", "o:3", "o:4"), due: fc.integer({ min: 0, max: 20 }) }),
+        { minLength: 1, maxLength: 16 }
+      ),
+      claims: fc.array(
+        fc.record({
+          owner,
+          limit: fc.integer({ min: 0, max: 8 }),
+          leaseMs: fc.integer({ min: 0, max: 30 }),
+          tick: fc.integer({ min: 0, max: 10 }),
+          // a share that is no integer (1.5) ranks as its floor, as `claimOrder` does
+          fairShare: fc.option(fc.constantFrom(0, 1, 2, 3, 1.5), { nil: undefined, freq: 5 }),
+          held: fc.uniqueArray(fc.tuple(fc.constantFrom("i:1", "i:2", "o:3", "o:9"), fc.integer({ min: 0, max: 4 })), {
+            selector: ([t]) => t,
+            maxLength: 4
+          })
+        }),
+        { minLength: 1, maxLength: 8 }
+      )
+    },
+    ({ claims, mailboxes }) =>
+      Effect.gen(function*() {
+        const program = Effect.gen(function*() {
+          const outbox = yield* Outbox.Outbox
+          yield* Effect.orDie(outbox.enqueue(mailboxes.map((m, i): Outbox.NewPayload => ({
+            mailbox: `fair:us:${i}`,
+            provider: "fair",
+            region: "us" as RegionName,
+            integrationId: null,
+            method: "POST",
+            path: "/",
+            headers: {},
+            body: new Uint8Array(0),
+            receivedAt: 100 + m.due,
+            deliveryId: `f${i}`,
+            tenant: m.tenant
+          }))))
+          let now = 110
+          const out: Array<unknown> = []
+          for (const c of claims) {
+            now += c.tick
+            out.push(
+              yield* answer(
+                outbox.claim({
+                  owner: owners[c.owner],
+                  now,
+                  leaseMs: c.leaseMs,
+                  limit: c.limit,
+                  fairShare: c.fairShare,
+                  held: new Map(c.held)
+                })
+              )
+            )
+          }
+          out.push(yield* answer(outbox.mailboxes))
+          return out
+        })
+        assertSame(yield* onEach(program))
+      }),
+    { fastCheck: { numRuns: 80 } }
   )
 })

@@ -3,14 +3,14 @@
 // Runs on its own database (test/support/Postgres.ts); PostgreSQL missing is a failure, not a skip.
 import * as Postgres from "@cellgate/adapters/Postgres"
 import * as SqlOutbox from "@cellgate/adapters/SqlOutbox"
-import type { StoreUnavailable } from "@cellgate/core"
+import type { IntegrationId, StoreUnavailable } from "@cellgate/core"
 import { Outbox, StoreHealth, VolumeGate } from "@cellgate/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Either, Exit, Fiber, Layer, TestServices } from "effect"
 import { adminUrl, layer as testDatabase, TestDatabase, urlFor, withClient } from "../support/Postgres.js"
 import { postgresStore } from "../support/Stores.js"
-import { conformance, payload } from "./Conformance.js"
+import { conformance, names, payload } from "./Conformance.js"
 import { sqlSuite } from "./SqlSuites.js"
 
 const store = (options: Omit<Postgres.Options, "url"> = {}) =>
@@ -33,7 +33,7 @@ const waitForLockWaiters = (n: number) =>
 const drainedMailbox = Effect.gen(function*() {
   const outbox = yield* Outbox.Outbox
   yield* outbox.enqueue([payload("race:us:1", 1)])
-  assert.deepStrictEqual(yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 1 }), ["race:us:1"])
+  assert.deepStrictEqual(names(yield* outbox.claim({ owner: "w", now: 10, leaseMs: 1000, limit: 1 })), ["race:us:1"])
   yield* outbox.complete({ mailbox: "race:us:1", owner: "w", now: 10 }, 1)
 })
 
@@ -123,7 +123,7 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
           while (true) {
             const batch = yield* outbox.claim({ owner, now: 100, leaseMs: 60_000, limit: 7 })
             if (batch.length === 0) return got
-            got.push(...batch)
+            got.push(...batch.map((c) => c.mailbox))
           }
         })
       const results = yield* Effect.all(["w1", "w2", "w3", "w4"].map(claimer), { concurrency: "unbounded" })
@@ -133,6 +133,72 @@ layer(testDatabase, { timeout: "60 seconds" })("postgres store", (it) => {
       const owners = new Map((yield* outbox.mailboxes).map((b) => [b.mailbox, b.leasedBy]))
       results.forEach((got, i) => got.forEach((m) => assert.strictEqual(owners.get(m), `w${i + 1}`)))
     }).pipe(Effect.provide(store({ maxConnections: 6 }))))
+
+  live(
+    "racing fair claimers (held counted) never hold one mailbox together, and take every mailbox",
+    () =>
+      Effect.gen(function*() {
+        const outbox = yield* Outbox.Outbox
+        const boxes = Array.from({ length: 240 }, (_, i) => `fair:us:${i}`)
+        yield* outbox.enqueue(boxes.map((m, i) => payload(m, i % 11, { integrationId: (i % 6) as IntegrationId })))
+        const claimer = (owner: string) =>
+          Effect.gen(function*() {
+            const held = new Map<string, number>()
+            const got: Array<string> = []
+            while (true) {
+              const batch = yield* outbox.claim({ owner, now: 100, leaseMs: 60_000, limit: 5, fairShare: 2, held })
+              if (batch.length === 0) return got
+              for (const c of batch) {
+                got.push(c.mailbox)
+                held.set(c.tenant, (held.get(c.tenant) ?? 0) + 1)
+              }
+            }
+          })
+        const results = yield* Effect.all(["w1", "w2", "w3", "w4"].map(claimer), { concurrency: "unbounded" })
+        const all = results.flat()
+        assert.strictEqual(all.length, boxes.length)
+        assert.strictEqual(new Set(all).size, boxes.length)
+        const owners = new Map((yield* outbox.mailboxes).map((b) => [b.mailbox, b.leasedBy]))
+        results.forEach((got, i) => got.forEach((m) => assert.strictEqual(owners.get(m), `w${i + 1}`)))
+      }).pipe(Effect.provide(store({ maxConnections: 6 })))
+  )
+
+  live(
+    "two gateways enqueueing into the same mailboxes: in id order, each mailbox is numbered 1..N",
+    () =>
+      Effect.gen(function*() {
+        const { url } = yield* TestDatabase
+        const sql = yield* SqlClient.SqlClient
+        const boxes = ["two:us:0", "two:us:1", "two:us:2", "two:us:3"]
+        // one gateway also writes batches past 400 payloads (chunked statements in one transaction), so both the
+        // one-statement and the chunked write meet on the same counter and mailbox rows (a lock order that differed
+        // between them would deadlock)
+        const gateway = (big: boolean) =>
+          Effect.flatMap(Outbox.Outbox, (outbox) =>
+            Effect.all(
+              Array.from({ length: 80 }, (_, i) =>
+                outbox.enqueue(
+                  big && i % 20 === 0
+                    ? Array.from({ length: 420 }, (_, k) => payload(boxes[(i + k) % 4], i))
+                    : [payload(boxes[i % 4], i), payload(boxes[(i + 1) % 4], i), payload(boxes[i % 4], i)]
+                )),
+              { concurrency: 12, discard: true }
+            )).pipe(Effect.provide(Postgres.layer({ url, maxConnections: 4 })))
+        yield* Effect.all([gateway(false), gateway(true), gateway(false)], { concurrency: "unbounded" })
+        const rows = yield* sql<{ readonly mailbox: string; readonly sequence: string | number }>`
+        SELECT mailbox, sequence FROM outbox_payloads ORDER BY id`
+        const counters = yield* sql<{ readonly mailbox: string; readonly last: string | number }>`
+        SELECT mailbox, last FROM outbox_sequences ORDER BY mailbox`
+        let total = 0
+        for (const m of boxes) {
+          const numbers = rows.filter((r) => r.mailbox === m).map((r) => Number(r.sequence))
+          total += numbers.length
+          assert.deepStrictEqual(numbers, numbers.map((_, i) => i + 1), `${m}: numbers in id order`)
+          assert.strictEqual(Number(counters.find((c) => c.mailbox === m)?.last), numbers.length)
+        }
+        assert.strictEqual(total, 3 * 80 * 3 - 4 * 3 + 4 * 420)
+      }).pipe(Effect.provide(store()))
+  )
 
   live("volume gate across two processes: one UPSERT per hit, exactly one switch", () =>
     Effect.gen(function*() {

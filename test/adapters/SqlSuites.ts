@@ -280,18 +280,22 @@ export const sqlSuite = <R>(it: Vitest.MethodsNonLive<R>, makeStore: MakeStore<R
       }).pipe(Effect.ensuring(dropDeadTrigger))
     ))
 
-  it.effect("sweepOrphans recreates missing mailbox rows and counts them", () =>
+  it.effect("sweepOrphans recreates missing mailbox rows (with their first payload's tenant) and counts them", () =>
     withStore(() =>
       Effect.gen(function*() {
         const outbox = yield* Outbox.Outbox
         const sql = yield* SqlClient.SqlClient
-        yield* outbox.enqueue([payload("o:us:1", 1), payload("o:us:1", 2), payload("o:us:2", 3)])
+        yield* outbox.enqueue([
+          payload("o:us:1", 1, { tenant: "o:5" }),
+          payload("o:us:1", 2, { tenant: "o:6" }),
+          payload("o:us:2", 3)
+        ])
         assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 0)
         yield* sql`DELETE FROM outbox_mailboxes WHERE mailbox = 'o:us:1'`
         assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 1)
         assert.deepStrictEqual(
-          (yield* outbox.mailboxes).map((b) => [b.mailbox, b.region, b.depth, b.nextAttemptAt]),
-          [["o:us:1", "us", 2, 100], ["o:us:2", "us", 1, 3]]
+          (yield* outbox.mailboxes).map((b) => [b.mailbox, b.region, b.tenant, b.depth, b.nextAttemptAt]),
+          [["o:us:1", "us", "o:5", 2, 100], ["o:us:2", "us", "i:10", 1, 3]]
         )
         assert.strictEqual(yield* SqlOutbox.sweepOrphans(100), 0)
       })

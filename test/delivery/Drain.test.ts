@@ -251,7 +251,7 @@ describe("drainMailbox (TestClock, fixed Random)", () => {
       yield* enqueueNow(ps)
       const outbox = yield* Outbox.Outbox
       const claimedA = yield* outbox.claim({ owner: "A", now: 0, leaseMs: 30_000, limit: 10 })
-      assert.deepStrictEqual(claimedA, [m])
+      assert.deepStrictEqual(claimedA.map((c) => c.mailbox), [m])
       const a = yield* Effect.fork(Delivery.drainMailbox(m, "A"))
       yield* TestClock.adjust(29_999)
       assert.deepStrictEqual(yield* drainDue("B"), []) // still leased to A

@@ -303,7 +303,7 @@ describe("worker", () => {
       // due again at once: another worker takes them
       const now = yield* Clock.currentTimeMillis
       assert.deepStrictEqual(
-        yield* outbox.claim({ owner: "w2", now, leaseMs: 30_000, limit: 10 }),
+        (yield* outbox.claim({ owner: "w2", now, leaseMs: 30_000, limit: 10 })).map((c) => c.mailbox),
         ["jira_server:us:1", "jira_server:us:2"]
       )
     }).pipe(

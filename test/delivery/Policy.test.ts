@@ -20,7 +20,11 @@ describe("DeliveryPolicy pieces and DeliverySettings", () => {
       concurrency: 16,
       leaseMs: 30000,
       claimBatch: 32,
-      maxAnswerBytes: 1048576
+      maxAnswerBytes: 1048576,
+      fairShare: 2,
+      drainSlice: 32,
+      regionConcurrency: 4,
+      adaptive: true
     })
   })
 

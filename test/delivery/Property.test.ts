@@ -131,7 +131,7 @@ const run =
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           const claimed = yield* Effect.orDie(outbox.claim({ owner: who, now, leaseMs: 30_000, limit: 100 }))
-          yield* Effect.forEach(claimed, (m) => Delivery.drainMailbox(m, who), { discard: true })
+          yield* Effect.forEach(claimed, (c) => Delivery.drainMailbox(c.mailbox, who), { discard: true })
         }).pipe(provideAll)
 
       const client = RegionClient.RegionClient.of({

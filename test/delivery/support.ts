@@ -56,7 +56,7 @@ export const drainDue = (owner: string) =>
     const settings = yield* DeliverySettings.DeliverySettings
     const now = yield* Clock.currentTimeMillis
     const claimed = yield* outbox.claim({ owner, now, leaseMs: settings.leaseMs, limit: 1000 })
-    return yield* Effect.forEach(claimed, (m) => Delivery.drainMailbox(m, owner))
+    return yield* Effect.forEach(claimed, (c) => Delivery.drainMailbox(c.mailbox, owner))
   })
 
 export const status = (code: number, headers: Record<string, string> = {}, body = ""): RegionClient.RegionResponse => ({

@@ -60,7 +60,7 @@ describe("a defect while delivering counts as an attempt", () => {
       const p = newPayload("jira_server:us:2")
       yield* outbox.enqueue([{ ...p, receivedAt: 0 }])
       const [claimed] = yield* outbox.claim({ owner: "w", now: 0, leaseMs: 30_000, limit: 10 })
-      const result = yield* Delivery.drainMailbox(claimed!, "w")
+      const result = yield* Delivery.drainMailbox(claimed!.mailbox, "w")
       assert.strictEqual(result.retried, 1)
       assert.strictEqual(result.sent, 0)
       const [waiting] = yield* outbox.head("jira_server:us:2", 10)

@@ -321,10 +321,37 @@ describe("cellgate mailboxes and dead-letters", () => {
       const boxes = await runCli(["mailboxes", "--config", file, "--json"], { env })
       const rows = JSON.parse(boxes.stdout)
       expect(rows).toHaveLength(1)
-      expect(rows[0]).toMatchObject({ mailbox: "jira_server:us:10", region: "us", depth: 1, leasedBy: null })
-      expect(Object.keys(rows[0])).toEqual(["mailbox", "region", "depth", "oldestAgeMs", "nextAttemptAt", "leasedBy"])
+      // the tenant of a Jira Server mailbox is its integration (docs/routing.md#fair-adaptive-delivery)
+      expect(rows[0]).toMatchObject({
+        mailbox: "jira_server:us:10",
+        region: "us",
+        tenant: "i:10",
+        depth: 1,
+        leasedBy: null
+      })
+      expect(Object.keys(rows[0])).toEqual([
+        "mailbox",
+        "region",
+        "tenant",
+        "depth",
+        "oldestAgeMs",
+        "nextAttemptAt",
+        "leasedBy"
+      ])
       const text = await runCli(["mailboxes", "--config", file], { env })
-      expect(text.stdout).toContain("jira_server:us:10")
+      const [header, line] = text.stdout.trimEnd().split("\n")
+      expect(header!.split(/\s{2,}/)).toEqual([
+        "MAILBOX",
+        "REGION",
+        "TENANT",
+        "DEPTH",
+        "OLDEST AGE (s)",
+        "NEXT ATTEMPT",
+        "LEASED BY"
+      ])
+      expect(line!.split(/\s+/).slice(0, 4)).toEqual(["jira_server:us:10", "us", "i:10", "1"])
+      // the columns line up: each cell of the row starts where its header does
+      expect(line!.indexOf("i:10")).toBe(header!.indexOf("TENANT"))
       expect((await runCli(["dead-letters", "replay", "--config", file, "--all"], { env })).stdout.trim()).toBe("0")
     } finally {
       await rejecting.close()

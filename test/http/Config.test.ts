@@ -3,6 +3,8 @@
 import { Config, Logging, Prometheus } from "@cellgate/http"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Metric, MetricBoundaries, Redacted } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 
 const decode = (raw: unknown, env: Record<string, string> = {}) => Config.decode(raw, { env })
 /** A valid region secret: `whsec_` + base64 of at least 24 bytes. */
@@ -28,7 +30,11 @@ describe("Config", () => {
       concurrency: 16,
       leaseMs: 30_000,
       claimBatch: 32,
-      maxAnswerBytes: 1_048_576
+      maxAnswerBytes: 1_048_576,
+      fairShare: 2,
+      drainSlice: 32,
+      regionConcurrency: 4,
+      adaptive: true
     })
     expect(c.providers).toEqual({})
     expect(c.directory).toBeUndefined()
@@ -88,6 +94,23 @@ describe("Prometheus", () => {
     expect(text).toContain("test_http_seconds_bucket{le=\"1\"} 1\ntest_http_seconds_bucket{le=\"+Inf\"} 1")
     expect(text).toContain("test_http_seconds_count 1")
     expect(text).toContain("# TYPE cellgate_outbox_depth gauge")
+  })
+
+  it("lists every metric of docs/interfaces.md#metrics, with its type, before its first sample", async () => {
+    // the table's rows: | `cellgate_…` | type | labels | counts |
+    const doc = Fs.readFileSync(Path.resolve(import.meta.dirname, "../../docs/interfaces.md"), "utf8")
+    const documented = [...doc.matchAll(/^\| `(cellgate_[a-z_]+)` \| (counter|gauge|histogram) \|/gm)]
+      .map((m) => [m[1]!, m[2]!] as const)
+    expect(documented.map(([name]) => name)).toEqual(
+      expect.arrayContaining([
+        "cellgate_region_concurrency",
+        "cellgate_region_paused_total",
+        "cellgate_first_delivery_seconds"
+      ])
+    )
+    expect([...Prometheus.cellgateMetrics].sort()).toEqual([...documented].sort())
+    const text = Prometheus.encode([])
+    for (const [name, type] of documented) expect(text).toContain(`# TYPE ${name} ${type}\n`)
   })
 })
 

@@ -144,7 +144,7 @@ describe("hybrid property", () => {
           for (let round = 0; round < 5; round++) {
             if ((yield* outbox.mailboxes).length === 0) break
             const claimed = yield* outbox.claim({ owner: "w", now: Date.now(), leaseMs: 30_000, limit: 10 })
-            for (const m of claimed) yield* Delivery.drainMailbox(m, "w")
+            for (const c of claimed) yield* Delivery.drainMailbox(c.mailbox, "w")
           }
           assert.deepStrictEqual(yield* outbox.deadLetters, [])
           const targets = c.mode === "first" ? regions.slice(0, 1) : regions

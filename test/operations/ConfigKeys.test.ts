@@ -27,7 +27,11 @@ const FULL = {
     concurrency: 16,
     leaseMs: 30000,
     claimBatch: 32,
-    maxAnswerBytes: 1048576
+    maxAnswerBytes: 1048576,
+    fairShare: 2,
+    drainSlice: 32,
+    regionConcurrency: 4,
+    adaptive: true
   },
   providers: {
     github: { webhookSecret: "gh" },

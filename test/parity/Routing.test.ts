@@ -125,7 +125,8 @@ describe("plugin paths (§8.5)", () => {
         assert.strictEqual(outcome.decision.provider, "plugins")
         assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [{
           region: "eu",
-          mailbox: "plugins:eu:2"
+          mailbox: "plugins:eu:2",
+          tenant: "o:2"
         }])
         assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [2])
         assert.deepStrictEqual(mailboxesOf(yield* handle(req), yield* stored), ["plugins:eu:2"])

@@ -60,7 +60,8 @@ for (const { others, path, provider } of cases) {
         assert.strictEqual(outcome.decision._tag, "Enqueue")
         if (outcome.decision._tag !== "Enqueue") return
         assert.deepStrictEqual<ReadonlyArray<unknown>>(outcome.decision.targets, [
-          { region: "eu", mailbox: `${provider}:eu:2` }
+          // keyed by organization: the organization is the tenant (docs/routing.md#fair-adaptive-delivery)
+          { region: "eu", mailbox: `${provider}:eu:2`, tenant: "o:2" }
         ])
         assert.strictEqual(outcome.decision.integrationId, undefined)
         assert.deepStrictEqual<ReadonlyArray<number>>(outcome.organizations, [2])

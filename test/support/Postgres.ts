@@ -56,7 +56,7 @@ export const resetTables: Effect.Effect<void, never, SqlClient.SqlClient> = Effe
   SqlClient.SqlClient,
   (sql) =>
     sql.unsafe(
-      `TRUNCATE outbox_payloads, outbox_mailboxes, outbox_dead_letters, volume_counters, regions, organizations,
-       integrations, organization_integrations, replies, dedupe RESTART IDENTITY`
+      `TRUNCATE outbox_payloads, outbox_mailboxes, outbox_dead_letters, outbox_sequences, volume_counters, regions,
+       organizations, integrations, organization_integrations, replies, dedupe RESTART IDENTITY`
     )
 ).pipe(Effect.orDie)

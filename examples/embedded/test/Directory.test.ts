@@ -70,9 +70,15 @@ describe("the example's directory, under core's Gateway", () => {
       const outcome = yield* gateway.route(request)
       assert.strictEqual(outcome.decision._tag, "Enqueue")
       if (outcome.decision._tag === "Enqueue") {
-        assert.deepStrictEqual(outcome.decision.targets.map((t) => ({ ...t })), [
-          { region: customer.region, mailbox: `jira_server:${customer.region}:${customer.id}` }
-        ])
+        assert.deepStrictEqual(
+          outcome.decision.targets.map((t): { region: string; mailbox: string } => ({
+            region: t.region,
+            mailbox: t.mailbox
+          })),
+          [
+            { region: customer.region, mailbox: `jira_server:${customer.region}:${customer.id}` }
+          ]
+        )
       }
       const response = yield* gateway.handle(request)
       assert.strictEqual(response.status, 202)

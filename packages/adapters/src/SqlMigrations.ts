@@ -148,6 +148,80 @@ const traceContext = ddl({
 })
 
 /**
+ * `0007_fair_delivery` (docs/routing.md#fair-adaptive-delivery, docs/outbox.md#tables): the tenant of a mailbox row
+ * (what fair claims share a worker's slots by) with the index the fair claim reads, the tenant and the per-mailbox
+ * `sequence` of payloads and dead letters, and `outbox_sequences`, the per-mailbox counter (never deleted, so a
+ * mailbox whose row was removed counts on when it comes back).
+ *
+ * Back-fill: a mailbox's tenant is `i:<integration id>` of its first payload that has one, else `m:<mailbox>`; a
+ * payload's (and a dead letter's) is its own `i:<integration id>`, else `m:<mailbox>` (`Mailbox.tenantOf` without a
+ * tenant given); payloads are numbered 1..n per mailbox in id order, its dead letters after them (in id order), and
+ * the counter starts at the highest number given. SQLite can only add a NOT NULL column with a default: the defaults
+ * (`''`, `0`) are never used, every write names the columns.
+ */
+const fairDelivery = ddl({
+  sqlite: [
+    `ALTER TABLE outbox_mailboxes ADD COLUMN tenant TEXT NOT NULL DEFAULT ''`,
+    `UPDATE outbox_mailboxes SET tenant = COALESCE(
+      (SELECT 'i:' || p.integration_id FROM outbox_payloads p
+        WHERE p.mailbox = outbox_mailboxes.mailbox AND p.integration_id IS NOT NULL ORDER BY p.id LIMIT 1),
+      'm:' || mailbox)`,
+    `CREATE INDEX outbox_mailboxes_fair ON outbox_mailboxes (tenant, next_attempt_at, mailbox)`,
+    `ALTER TABLE outbox_payloads ADD COLUMN tenant TEXT NOT NULL DEFAULT ''`,
+    `ALTER TABLE outbox_payloads ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0`,
+    `UPDATE outbox_payloads SET
+      tenant = CASE WHEN integration_id IS NULL THEN 'm:' || mailbox ELSE 'i:' || integration_id END,
+      sequence = r.n
+      FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY mailbox ORDER BY id) AS n FROM outbox_payloads) r
+      WHERE outbox_payloads.id = r.id`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN tenant TEXT NOT NULL DEFAULT ''`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0`,
+    `UPDATE outbox_dead_letters SET
+      tenant = CASE WHEN integration_id IS NULL THEN 'm:' || mailbox ELSE 'i:' || integration_id END,
+      sequence = r.n
+      FROM (SELECT d.id, (SELECT COUNT(*) FROM outbox_payloads p WHERE p.mailbox = d.mailbox)
+          + ROW_NUMBER() OVER (PARTITION BY d.mailbox ORDER BY d.id) AS n
+        FROM outbox_dead_letters d) r
+      WHERE outbox_dead_letters.id = r.id`,
+    `CREATE TABLE outbox_sequences (mailbox TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID`,
+    `INSERT INTO outbox_sequences (mailbox, last)
+      SELECT mailbox, MAX(sequence) FROM (SELECT mailbox, sequence FROM outbox_payloads
+        UNION ALL SELECT mailbox, sequence FROM outbox_dead_letters)
+      GROUP BY mailbox`
+  ],
+  pg: [
+    `ALTER TABLE outbox_mailboxes ADD COLUMN tenant text COLLATE "C"`,
+    `UPDATE outbox_mailboxes m SET tenant = COALESCE(
+      (SELECT 'i:' || p.integration_id FROM outbox_payloads p
+        WHERE p.mailbox = m.mailbox AND p.integration_id IS NOT NULL ORDER BY p.id LIMIT 1),
+      'm:' || m.mailbox)`,
+    `ALTER TABLE outbox_mailboxes ALTER COLUMN tenant SET NOT NULL`,
+    `CREATE INDEX outbox_mailboxes_fair ON outbox_mailboxes (tenant, next_attempt_at, mailbox)`,
+    `ALTER TABLE outbox_payloads ADD COLUMN tenant text, ADD COLUMN sequence bigint`,
+    `UPDATE outbox_payloads p SET
+      tenant = CASE WHEN p.integration_id IS NULL THEN 'm:' || p.mailbox ELSE 'i:' || p.integration_id END,
+      sequence = r.n
+      FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY mailbox ORDER BY id) AS n FROM outbox_payloads) r
+      WHERE p.id = r.id`,
+    `ALTER TABLE outbox_payloads ALTER COLUMN tenant SET NOT NULL, ALTER COLUMN sequence SET NOT NULL`,
+    `ALTER TABLE outbox_dead_letters ADD COLUMN tenant text, ADD COLUMN sequence bigint`,
+    `UPDATE outbox_dead_letters d SET
+      tenant = CASE WHEN d.integration_id IS NULL THEN 'm:' || d.mailbox ELSE 'i:' || d.integration_id END,
+      sequence = r.n
+      FROM (SELECT x.id, (SELECT COUNT(*) FROM outbox_payloads p WHERE p.mailbox = x.mailbox)
+          + ROW_NUMBER() OVER (PARTITION BY x.mailbox ORDER BY x.id) AS n
+        FROM outbox_dead_letters x) r
+      WHERE d.id = r.id`,
+    `ALTER TABLE outbox_dead_letters ALTER COLUMN tenant SET NOT NULL, ALTER COLUMN sequence SET NOT NULL`,
+    `CREATE TABLE outbox_sequences (mailbox text COLLATE "C" PRIMARY KEY, last bigint NOT NULL)`,
+    `INSERT INTO outbox_sequences (mailbox, last)
+      SELECT mailbox, MAX(sequence) FROM (SELECT mailbox, sequence FROM outbox_payloads
+        UNION ALL SELECT mailbox, sequence FROM outbox_dead_letters) s
+      GROUP BY mailbox`
+  ]
+})
+
+/**
  * @since 0.1.0
  * @category migrations
  */
@@ -157,7 +231,8 @@ export const migrations = {
   "0003_outbox": outbox,
   "0004_replies": replies,
   "0005_shed_rules": shedRules,
-  "0006_trace_context": traceContext
+  "0006_trace_context": traceContext,
+  "0007_fair_delivery": fairDelivery
 } as const
 
 /**
@@ -166,7 +241,7 @@ export const migrations = {
  * @since 0.1.0
  * @category constants
  */
-export const latestMigration = 6
+export const latestMigration = 7
 
 /**
  * @since 0.1.0

@@ -9,6 +9,7 @@
  */
 import type { IntegrationId, RegionName } from "@cellgate/core"
 import { LeaseLost, ReplyTarget, StoreUnavailable } from "@cellgate/core"
+import * as Mailbox from "@cellgate/core/Mailbox"
 import * as Outbox from "@cellgate/core/Outbox"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -100,7 +101,11 @@ export const PayloadRow = Schema.Struct({
   /** JSON (`0004_replies`). */
   reply_target: Schema.NullOr(Schema.parseJson(ReplyTarget)),
   /** The W3C `traceparent` of the ingest span (`0006_trace_context`). */
-  trace_context: Schema.NullOr(Schema.String)
+  trace_context: Schema.NullOr(Schema.String),
+  /** The payload's number in its mailbox (`0007_fair_delivery`): `x-cellgate-sequence`. */
+  sequence: Int,
+  /** `Mailbox.tenantOf` the payload (`0007_fair_delivery`): a mailbox row made for it takes this tenant. */
+  tenant: Schema.String
 })
 
 const encodeReplyTarget = Schema.encodeSync(Schema.parseJson(ReplyTarget))
@@ -128,6 +133,8 @@ export const DeadLetterRow = Schema.Struct({
 export const MailboxRow = Schema.Struct({
   mailbox: Schema.String,
   region: Schema.String,
+  /** What fair claims share a worker's slots by (`0007_fair_delivery`): the tenant of the row's first payload. */
+  tenant: Schema.String,
   depth: Int,
   next_attempt_at: Int,
   lease_owner: Schema.NullOr(Schema.String),
@@ -135,11 +142,19 @@ export const MailboxRow = Schema.Struct({
   oldest: IntOrNull
 })
 
-/** A claimed mailbox. */
-const ClaimRow = Schema.Struct({ mailbox: Schema.String, next_attempt_at: Int })
+/** A claimed mailbox; `tier` (fair claims on PostgreSQL): the first key of the claim order (0 within the share). */
+const ClaimRow = Schema.Struct({
+  mailbox: Schema.String,
+  tenant: Schema.String,
+  next_attempt_at: Int,
+  tier: Schema.optional(Int)
+})
 
 /** A dead letter chosen for replay. */
-const ReplayRow = Schema.Struct({ id: Int, mailbox: Schema.String, region: Schema.String })
+const ReplayRow = Schema.Struct({ id: Int, mailbox: Schema.String, region: Schema.String, tenant: Schema.String })
+
+/** A per-mailbox counter after an enqueue advanced it. */
+const SequenceRow = Schema.Struct({ mailbox: Schema.String, last: Int })
 
 const toStored = (row: typeof PayloadRow.Type): Outbox.StoredPayload => ({
   id: row.id,
@@ -155,6 +170,8 @@ const toStored = (row: typeof PayloadRow.Type): Outbox.StoredPayload => ({
   deliveryId: row.delivery_id,
   replyTarget: row.reply_target,
   traceContext: row.trace_context,
+  tenant: row.tenant,
+  sequence: row.sequence,
   attempts: row.attempts,
   nextAttemptAt: row.next_attempt_at,
   lastError: row.last_error
@@ -171,6 +188,7 @@ const toDeadLetter = (row: typeof DeadLetterRow.Type): Outbox.DeadLetter => ({
 const toMailboxInfo = (row: typeof MailboxRow.Type): Outbox.MailboxInfo => ({
   mailbox: row.mailbox,
   region: row.region as RegionName,
+  tenant: row.tenant,
   depth: row.depth,
   oldestReceivedAt: row.oldest,
   nextAttemptAt: row.next_attempt_at,
@@ -183,35 +201,46 @@ const decodeDeadLetters = decodeRows(DeadLetterRow)
 const decodeMailboxes = decodeRows(MailboxRow)
 const decodeClaims = decodeRows(ClaimRow)
 const decodeReplays = decodeRows(ReplayRow)
+const decodeSequences = decodeRows(SequenceRow)
 
-const byDueThenName = Order.combine(
-  Order.mapInput(Order.number, (r: typeof ClaimRow.Type) => r.next_attempt_at),
-  Order.mapInput(Order.string, (r: typeof ClaimRow.Type) => r.mailbox)
+/** The claim order (`Outbox.claimOrder`) of claimed rows that carry their tier: tier, then due, then name. */
+const byTierThenDue = Order.combine(
+  Order.mapInput(Order.number, (r: typeof ClaimRow.Type) => r.tier ?? 0),
+  Order.combine(
+    Order.mapInput(Order.number, (r: typeof ClaimRow.Type) => r.next_attempt_at),
+    Order.mapInput(Order.string, (r: typeof ClaimRow.Type) => r.mailbox)
+  )
 )
 const byId = Order.mapInput(Order.number, (r: { readonly id: number }) => r.id)
 const mailboxOrder = byMailbox<{ readonly mailbox: string }>()
 
+// a replayed payload keeps its `sequence` (the region sees a number below its high-water mark) and its `tenant`
 const copyColumns =
-  "mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, reply_target, trace_context"
+  "mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, reply_target, trace_context, sequence, tenant"
 
-/** One mailbox row of a batch: how many payloads it gets, due at the `receivedAt` of its first one (as in memory). */
+/**
+ * One mailbox row of a batch: how many payloads it gets, due at the `receivedAt` of its first one and with that
+ * one's tenant (as in memory).
+ */
 interface BoxCount {
   readonly mailbox: string
   readonly region: string
+  readonly tenant: string
   depth: number
   readonly due: number
 }
 
 /** Counts payloads per mailbox, in mailbox-name order (the one lock order of every batched write). */
 const countBoxes = (
-  items: ReadonlyArray<{ readonly mailbox: string; readonly region: string }>,
+  items: ReadonlyArray<{ readonly mailbox: string; readonly region: string; readonly tenant: string }>,
   due: (i: number) => number
 ): ReadonlyArray<BoxCount> => {
   const boxes = new Map<string, BoxCount>()
   items.forEach((p, i) => {
     const box = boxes.get(p.mailbox)
-    if (box === undefined) boxes.set(p.mailbox, { mailbox: p.mailbox, region: p.region, depth: 1, due: due(i) })
-    else box.depth += 1
+    if (box === undefined) {
+      boxes.set(p.mailbox, { mailbox: p.mailbox, region: p.region, tenant: p.tenant, depth: 1, due: due(i) })
+    } else box.depth += 1
   })
   return Arr.sort(boxes.values(), mailboxOrder)
 }
@@ -220,13 +249,48 @@ const countBoxes = (
 // enqueue's statements
 // ---------------------------------------------------------------------------------------------------------------
 
-type Steps = ReadonlyArray<readonly [string, ReadonlyArray<unknown>]>
+/** Runs one SQL text with its parameters (on a reserved connection, or through the client). */
+type Run = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
+
+/** The write of one group commit on a connection. */
+type Write = (run: Run) => Effect.Effect<void, SqlError | ParseResult.ParseError>
+
+/** The columns an enqueue writes (`attempts` is 0). */
+const insertColumns =
+  "mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, reply_target, trace_context, next_attempt_at, tenant, sequence"
+const insertCount = 15
+/** The types of `insertColumns` on PostgreSQL, where the payloads are selected from a `VALUES` list (no target). */
+const insertTypes = [
+  "text",
+  "text",
+  "text",
+  "bigint",
+  "text",
+  "text",
+  "text",
+  "bytea",
+  "bigint",
+  "text",
+  "text",
+  "text",
+  "bigint",
+  "text",
+  "bigint"
+] as const
 
 /**
- * The write of one group commit as SQL texts with their parameters (texts cached per row count, for the life of the
- * store: the hot path skips the statement compiler). Payloads first, then the mailbox upserts sorted by name (one
- * lock order on PostgreSQL). On PostgreSQL a batch of up to 400 payloads is ONE statement (`WITH … INSERT payloads …
- * INSERT mailboxes … ON CONFLICT`): atomic on its own, one round trip, no BEGIN/COMMIT.
+ * The write of one group commit (texts cached per row count, for the life of the store: the hot path skips the
+ * statement compiler). Every payload gets its `sequence` from its mailbox's counter in the same transaction
+ * (docs/routing.md#fair-adaptive-delivery): the counters of the batch's mailboxes advance by their payload counts,
+ * and a mailbox's payloads are numbered up to the new `last` in batch order, which is also their id order.
+ *
+ * On PostgreSQL a batch of up to 400 payloads is ONE statement: atomic on its own, one round trip, no BEGIN/COMMIT.
+ * Its main query upserts the mailbox rows (sorted by name: one lock order) and runs first; the payload insert
+ * selects from the counter upsert (`seq`, `… RETURNING last`) and sorts, so every counter row of the batch is locked
+ * before the first payload id is drawn: a second gateway enqueueing into the same mailbox waits for those locks and
+ * then draws later ids with later numbers (numbers and ids never interleave). A larger batch (and SQLite, in its
+ * `BEGIN IMMEDIATE`) runs the same steps in the same order as statements of one transaction (mailbox rows, counters,
+ * payloads), so the two kinds of batch take their locks in one order.
  */
 const makeBatchWriter = (sql: SqlClient.SqlClient) => {
   const pg = isPg(sql)
@@ -252,22 +316,65 @@ const makeBatchWriter = (sql: SqlClient.SqlClient) => {
       return text
     }
   }
-  const insertPayloads = (rows: number, offset: number) =>
-    `INSERT INTO outbox_payloads (mailbox, provider, region, integration_id, method, path, headers, body, received_at,
-      delivery_id, reply_target, trace_context, next_attempt_at, attempts) VALUES ${
-      placeholders(rows, 13, ", 0", offset)
-    }`
-  const upsertMailboxes = (rows: number, offset: number) =>
-    `INSERT INTO outbox_mailboxes (mailbox, region, depth, next_attempt_at) VALUES ${placeholders(rows, 4, "", offset)}
+  const insertPayloads = (rows: number) =>
+    `INSERT INTO outbox_payloads (${insertColumns}, attempts) VALUES ${placeholders(rows, insertCount, ", 0", 0)}`
+  const upsertMailboxes = (boxes: number, offset: number) =>
+    `INSERT INTO outbox_mailboxes (mailbox, region, depth, next_attempt_at, tenant) VALUES ${
+      placeholders(boxes, 5, "", offset)
+    }
       ON CONFLICT (mailbox) DO UPDATE SET depth = outbox_mailboxes.depth + excluded.depth`
-  const payloadsText = cached((rows) => insertPayloads(rows, 0))
+  const advanceCounters = (boxes: number, offset: number) =>
+    `INSERT INTO outbox_sequences (mailbox, last) VALUES ${placeholders(boxes, 2, "", offset)}
+      ON CONFLICT (mailbox) DO UPDATE SET last = outbox_sequences.last + excluded.last RETURNING mailbox, last`
+  const payloadsText = cached((rows) => insertPayloads(rows))
   const mailboxesText = cached((_, boxes) => upsertMailboxes(boxes, 0))
-  const combinedText = cached((rows, boxes) =>
-    `WITH payloads AS (${insertPayloads(rows, 0)}) ${upsertMailboxes(boxes, rows * 13)}`
-  )
+  const countersText = cached((_, boxes) => advanceCounters(boxes, 0))
+  // PostgreSQL: the payload rows carry `ordinal - count` (≤ 0) in the `sequence` slot, added to their counter's new
+  // `last`; the ordinal literal `n` is the batch order the payloads are inserted (and their ids drawn) in
+  const combinedText = cached((rows, boxes) => {
+    const values: Array<string> = []
+    for (let r = 0; r < rows; r++) {
+      const cells = insertTypes.map((type, c) => `$${r * insertCount + c + 1}::${type}`)
+      values.push(`(${r + 1}, ${cells.join(", ")})`)
+    }
+    const selected = insertColumns.split(", ").map((c) => (c === "sequence" ? "s.last + v.sequence" : `v.${c}`))
+    return `WITH seq AS (${advanceCounters(boxes, rows * insertCount + boxes * 5)}),
+    payloads AS (INSERT INTO outbox_payloads (${insertColumns}, attempts)
+      SELECT ${selected.join(", ")}, 0
+      FROM (VALUES ${values.join(", ")}) AS v (n, ${insertColumns})
+      JOIN seq s ON s.mailbox = v.mailbox ORDER BY v.n)
+    ${upsertMailboxes(boxes, rows * insertCount)}`
+  })
 
-  const payloadParams = (chunk: ReadonlyArray<Outbox.NewPayload>, params: Array<unknown>) => {
-    for (const p of chunk) {
+  /** One batch's mailboxes, and each payload's tenant and place in its mailbox (1, 2, … in batch order). */
+  const prepare = (payloads: ReadonlyArray<Outbox.NewPayload>) => {
+    const tenants: Array<string> = []
+    const ordinals: Array<number> = []
+    const named = new Map<string, BoxCount>()
+    for (const p of payloads) {
+      const tenant = Mailbox.tenantOf(p)
+      tenants.push(tenant)
+      let box = named.get(p.mailbox)
+      if (box === undefined) {
+        box = { mailbox: p.mailbox, region: p.region, tenant, depth: 0, due: p.receivedAt }
+        named.set(p.mailbox, box)
+      }
+      ordinals.push(++box.depth)
+    }
+    return { tenants, ordinals, named, boxes: Arr.sort(named.values(), mailboxOrder) }
+  }
+  type Prepared = ReturnType<typeof prepare>
+
+  const payloadParams = (
+    payloads: ReadonlyArray<Outbox.NewPayload>,
+    from: number,
+    to: number,
+    prepared: Prepared,
+    sequence: (i: number, box: BoxCount) => number,
+    params: Array<unknown>
+  ) => {
+    for (let i = from; i < to; i++) {
+      const p = payloads[i]!
       params.push(
         p.mailbox,
         p.provider,
@@ -281,44 +388,63 @@ const makeBatchWriter = (sql: SqlClient.SqlClient) => {
         p.deliveryId,
         p.replyTarget == null ? null : encodeReplyTarget(p.replyTarget),
         p.traceContext ?? null,
-        p.receivedAt
+        p.receivedAt,
+        prepared.tenants[i],
+        sequence(i, prepared.named.get(p.mailbox)!)
       )
     }
     return params
   }
-  const mailboxParams = (payloads: ReadonlyArray<Outbox.NewPayload>, params: Array<unknown>) => {
-    const boxes = countBoxes(payloads, (i) => payloads[i]!.receivedAt)
-    for (const b of boxes) params.push(b.mailbox, b.region, b.depth, b.due)
-    return boxes.length
+  const mailboxParams = (boxes: ReadonlyArray<BoxCount>, params: Array<unknown>) => {
+    for (const b of boxes) params.push(b.mailbox, b.region, b.depth, b.due, b.tenant)
+    return params
+  }
+  const counterParams = (boxes: ReadonlyArray<BoxCount>, params: Array<unknown>) => {
+    for (const b of boxes) params.push(b.mailbox, b.depth)
+    return params
   }
 
-  /** The statements of one batch; `single` when it is one statement (no transaction needed). */
-  return (payloads: ReadonlyArray<Outbox.NewPayload>): { readonly single: boolean; readonly steps: Steps } => {
+  /** The write of one batch; `single` when it is one statement (no transaction needed). */
+  return (payloads: ReadonlyArray<Outbox.NewPayload>): { readonly single: boolean; readonly write: Write } => {
+    const prepared = prepare(payloads)
+    const { boxes, ordinals } = prepared
     if (pg && payloads.length <= 400) {
-      const params = payloadParams(payloads, [])
-      const boxes = mailboxParams(payloads, params)
-      return { single: true, steps: [[combinedText(payloads.length, boxes), params]] }
+      const params = payloadParams(payloads, 0, payloads.length, prepared, (i, box) => ordinals[i]! - box.depth, [])
+      mailboxParams(boxes, params)
+      counterParams(boxes, params)
+      const text = combinedText(payloads.length, boxes.length)
+      return { single: true, write: (run) => Effect.asVoid(run(text, params)) }
     }
-    const steps: Array<readonly [string, ReadonlyArray<unknown>]> = []
-    for (const chunk of Arr.chunksOf(payloads, 400)) {
-      steps.push([payloadsText(chunk.length, 0), payloadParams(chunk, [])])
-    }
-    const params: Array<unknown> = []
-    const boxes = mailboxParams(payloads, params)
-    // at most 4 parameters per mailbox, at most one mailbox per payload: 400 × 4 stays under every limit
-    for (let i = 0; i < boxes; i += 400) {
-      const n = Math.min(400, boxes - i)
-      steps.push([mailboxesText(0, n), params.slice(i * 4, (i + n) * 4)])
-    }
-    return { single: false, steps }
+    // at most 5 parameters per mailbox, 15 per payload: chunks of 400 stay under every limit
+    const boxChunks = Arr.chunksOf(boxes, 400)
+    const write: Write = (run) =>
+      Effect.forEach(
+        boxChunks,
+        (chunk) => run(mailboxesText(0, chunk.length), mailboxParams(chunk, [])),
+        { discard: true }
+      ).pipe(
+        Effect.zipRight(Effect.forEach(
+          boxChunks,
+          (chunk) => Effect.flatMap(run(countersText(0, chunk.length), counterParams(chunk, [])), decodeSequences)
+        )),
+        Effect.flatMap((counters) => {
+          const last = new Map<string, number>()
+          for (const rows of counters) for (const r of rows) last.set(r.mailbox, r.last)
+          const sequence = (i: number, box: BoxCount) => last.get(box.mailbox)! - box.depth + ordinals[i]!
+          const steps: Array<readonly [number, number]> = []
+          for (let from = 0; from < payloads.length; from += 400) {
+            steps.push([from, Math.min(payloads.length, from + 400)])
+          }
+          return Effect.forEach(
+            steps,
+            ([from, to]) => run(payloadsText(to - from, 0), payloadParams(payloads, from, to, prepared, sequence, [])),
+            { discard: true }
+          )
+        })
+      )
+    return { single: false, write }
   }
 }
-
-/** Runs one SQL text with its parameters (on a reserved connection, or through the client). */
-type Run = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
-
-const runSteps = (steps: Steps, run: Run) =>
-  Effect.forEach(steps, ([text, params]) => run(text, params), { discard: true })
 
 // ---------------------------------------------------------------------------------------------------------------
 // the drain's statements (SQLite; PostgreSQL's are in internal/pgDrainStatement.ts)
@@ -405,8 +531,13 @@ interface DrainWrite {
  * @category models
  */
 export interface OutboxStatements {
-  /** The whole write of one group commit: payloads, then the mailbox upserts (sorted by name: one lock order). */
-  readonly writeBatch: (payloads: ReadonlyArray<Outbox.NewPayload>) => Effect.Effect<void, SqlError>
+  /**
+   * The whole write of one group commit: the mailbox upserts (sorted by name: one lock order), the sequence
+   * counters, the payloads.
+   */
+  readonly writeBatch: (
+    payloads: ReadonlyArray<Outbox.NewPayload>
+  ) => Effect.Effect<void, SqlError | ParseResult.ParseError>
   /** `release`'s statements: delete the row guarded on its own depth, else give it back. */
   readonly releaseRows: (mailbox: string, owner: string, nextAttemptAt: number) => Effect.Effect<void, SqlError>
 }
@@ -420,7 +551,7 @@ export const makeStatements = (sql: SqlClient.SqlClient): OutboxStatements => {
   const run: Run = (text, params) => sql.unsafe(text, params)
   const statement = PgDrainStatement.make()
   return {
-    writeBatch: (payloads) => runSteps(plan(payloads).steps, run),
+    writeBatch: (payloads) => plan(payloads).write(run),
     // exactly `release`'s statements (on PostgreSQL its one statement), run through the client
     releaseRows: (mailbox, owner, nextAttemptAt) =>
       isPg(sql)
@@ -440,8 +571,10 @@ export const sweepOrphans = (now: number): Effect.Effect<number, StoreUnavailabl
   Effect.flatMap(
     SqlClient.SqlClient,
     (sql) =>
-      sql`INSERT INTO outbox_mailboxes (mailbox, region, depth, next_attempt_at)
-      SELECT p.mailbox, MIN(p.region), COUNT(*), CAST(${now} AS BIGINT) FROM outbox_payloads p
+      sql`INSERT INTO outbox_mailboxes (mailbox, region, depth, next_attempt_at, tenant)
+      SELECT p.mailbox, MIN(p.region), COUNT(*), CAST(${now} AS BIGINT),
+        (SELECT f.tenant FROM outbox_payloads f WHERE f.mailbox = p.mailbox ORDER BY f.id LIMIT 1)
+      FROM outbox_payloads p
       WHERE NOT EXISTS (SELECT 1 FROM outbox_mailboxes m WHERE m.mailbox = p.mailbox)
       GROUP BY p.mailbox
       ON CONFLICT (mailbox) DO UPDATE SET depth = outbox_mailboxes.depth + excluded.depth
@@ -487,10 +620,12 @@ export const make = (
 
     // -- enqueue: one batcher item per call; the commit's answer is every caller's ---------------------------
     const plan = makeBatchWriter(sql)
-    const commit = (payloads: ReadonlyArray<Outbox.NewPayload>): Effect.Effect<void, SqlError> =>
+    const commit = (
+      payloads: ReadonlyArray<Outbox.NewPayload>
+    ): Effect.Effect<void, SqlError | ParseResult.ParseError> =>
       onConnection((run) => {
-        const { single, steps } = plan(payloads)
-        return single ? runSteps(steps, run) : transact(run, runSteps(steps, run))
+        const { single, write } = plan(payloads)
+        return single ? write(run) : transact(run, write(run))
       })
 
     const enqueue = yield* GroupCommit.make<ReadonlyArray<Outbox.NewPayload>, void, StoreUnavailable>({
@@ -581,28 +716,108 @@ export const make = (
         return Effect.asVoid(sql`DELETE FROM dedupe WHERE expires_at <= ${now}`)
       })
 
-    return Outbox.Outbox.of({
-      enqueue: (payloads) => payloads.length === 0 ? Effect.void : enqueue(payloads),
-      awaitWork: wake.awaitWork,
-      claim: ({ leaseMs, limit, now, owner }) =>
-        (limit <= 0 ? Effect.succeed<ReadonlyArray<unknown>>([]) : sql.onDialectOrElse({
+    // -- claim (docs/outbox.md#claim): oldest due first, or with `fairShare` the tenant-fair order of
+    // `Outbox.claimOrder` (docs/routing.md#fair-adaptive-delivery), ranked in the database
+    const claimRows = ({ fairShare, held, leaseMs, limit, now, owner }: Outbox.ClaimOptions) => {
+      const until = now + leaseMs
+      if (fairShare === undefined || fairShare <= 0) {
+        return sql.onDialectOrElse({
           pg: () =>
-            sql`UPDATE outbox_mailboxes m SET lease_owner = ${owner}, lease_until = ${now + leaseMs}
+            sql`UPDATE outbox_mailboxes m SET lease_owner = ${owner}, lease_until = ${until}
               FROM (SELECT mailbox FROM outbox_mailboxes
                     WHERE next_attempt_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})
                     ORDER BY next_attempt_at, mailbox LIMIT ${limit}
                     FOR UPDATE SKIP LOCKED) c
               WHERE m.mailbox = c.mailbox
-              RETURNING m.mailbox, m.next_attempt_at`,
+              RETURNING m.mailbox, m.tenant, m.next_attempt_at`,
           orElse: () =>
-            sql`UPDATE outbox_mailboxes SET lease_owner = ${owner}, lease_until = ${now + leaseMs}
+            sql`UPDATE outbox_mailboxes SET lease_owner = ${owner}, lease_until = ${until}
               WHERE mailbox IN (SELECT mailbox FROM outbox_mailboxes
                     WHERE next_attempt_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})
                     ORDER BY next_attempt_at, mailbox LIMIT ${limit})
-              RETURNING mailbox, next_attempt_at`
-        })).pipe(
+              RETURNING mailbox, tenant, next_attempt_at`
+        })
+      }
+      // a candidate's rank: what the owner holds of its tenant + its place among its tenant's candidates; those
+      // ranked within the share first (tier 0), then the rest by rank (round robin), each tier oldest due first
+      const heldJson = JSON.stringify(held === undefined ? {} : Object.fromEntries(held))
+      // ranks are integers: `rank > share` is `rank > floor(share)` (a bigint parameter on PostgreSQL)
+      const share = Math.floor(fairShare)
+      return sql.onDialectOrElse({
+        // PostgreSQL ranks without sorting every due mailbox: only a tenant's first `limit` candidates can be among
+        // the first `limit` of the order (its later ones rank behind them), so the due tenants are walked on the
+        // index (tenant, next_attempt_at, mailbox) one probe each, and each gives at most `limit` candidates, in
+        // index order. A window function cannot share a query level with FOR UPDATE: rank and choose first
+        // (without locks), then lock the chosen rows that are still due and unleased (READ COMMITTED re-checks
+        // that on the newest row version), skipping those another claimer holds: a claim may get fewer than `limit`.
+        pg: () =>
+          sql`WITH RECURSIVE tenants (tenant) AS (
+                (SELECT tenant FROM outbox_mailboxes WHERE next_attempt_at <= ${now} ORDER BY tenant LIMIT 1)
+                UNION ALL
+                SELECT n.tenant FROM tenants t CROSS JOIN LATERAL (
+                  SELECT tenant FROM outbox_mailboxes WHERE tenant > t.tenant AND next_attempt_at <= ${now}
+                  ORDER BY tenant LIMIT 1) n),
+              ranked AS (
+                SELECT c.mailbox, c.tenant, c.next_attempt_at, c.place FROM tenants t CROSS JOIN LATERAL (
+                  SELECT mailbox, tenant, next_attempt_at,
+                    ROW_NUMBER() OVER (ORDER BY next_attempt_at, mailbox) AS place
+                  FROM outbox_mailboxes
+                  WHERE tenant = t.tenant AND next_attempt_at <= ${now}
+                    AND (lease_until IS NULL OR lease_until < ${now})
+                  ORDER BY next_attempt_at, mailbox LIMIT ${limit}) c),
+              chosen AS (
+                SELECT r.mailbox, CASE WHEN r.place + COALESCE(h.n, 0) > ${share}
+                  THEN r.place + COALESCE(h.n, 0) ELSE 0 END AS tier, r.next_attempt_at
+                FROM ranked r
+                LEFT JOIN (SELECT key AS tenant, value::bigint AS n FROM json_each_text(${heldJson}::json)) h
+                  ON h.tenant = r.tenant
+                ORDER BY tier, r.next_attempt_at, r.mailbox LIMIT ${limit}),
+              locked AS (
+                SELECT m.mailbox, c.tier FROM outbox_mailboxes m JOIN chosen c ON c.mailbox = m.mailbox
+                WHERE m.next_attempt_at <= ${now} AND (m.lease_until IS NULL OR m.lease_until < ${now})
+                FOR UPDATE OF m SKIP LOCKED)
+            UPDATE outbox_mailboxes m SET lease_owner = ${owner}, lease_until = ${until}
+            FROM locked l WHERE m.mailbox = l.mailbox
+            RETURNING m.mailbox, m.tenant, m.next_attempt_at, l.tier`,
+        orElse: () =>
+          sql`UPDATE outbox_mailboxes SET lease_owner = ${owner}, lease_until = ${until}
+            WHERE mailbox IN (
+              SELECT r.mailbox FROM (
+                SELECT mailbox, tenant, next_attempt_at,
+                  ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY next_attempt_at, mailbox) AS place
+                FROM outbox_mailboxes
+                WHERE next_attempt_at <= ${now} AND (lease_until IS NULL OR lease_until < ${now})) r
+              LEFT JOIN json_each(${heldJson}) h ON h.key = r.tenant
+              ORDER BY CASE WHEN r.place + COALESCE(h.value, 0) > ${share}
+                THEN r.place + COALESCE(h.value, 0) ELSE 0 END, r.next_attempt_at, r.mailbox
+              LIMIT ${limit})
+            RETURNING mailbox, tenant, next_attempt_at`
+      })
+    }
+    /**
+     * The claimed rows in claim order: by their tier (PostgreSQL returns it) and due time. SQLite's fair claim
+     * returns no tier: the rows are recomputed with `Outbox.claimOrder`, which gives them the same order, because the
+     * claimed rows are the first `limit` of that order (every claimed row's tenant-mates that rank before it are
+     * claimed too, so each row keeps its place and rank among them; one connection, nothing skipped).
+     */
+    const inClaimOrder = (
+      rows: ReadonlyArray<typeof ClaimRow.Type>,
+      { fairShare, held }: Outbox.ClaimOptions
+    ): ReadonlyArray<{ readonly mailbox: string; readonly tenant: string }> =>
+      pg || fairShare === undefined || fairShare <= 0
+        ? Arr.sort(rows, byTierThenDue)
+        : Outbox.claimOrder(
+          Arr.map(rows, (r) => ({ mailbox: r.mailbox, tenant: r.tenant, nextAttemptAt: r.next_attempt_at })),
+          { limit: rows.length, fairShare, held }
+        )
+
+    return Outbox.Outbox.of({
+      enqueue: (payloads) => payloads.length === 0 ? Effect.void : enqueue(payloads),
+      awaitWork: wake.awaitWork,
+      claim: (options) =>
+        (options.limit <= 0 ? Effect.succeed<ReadonlyArray<unknown>>([]) : claimRows(options)).pipe(
           Effect.flatMap(decodeClaims),
-          Effect.map((rows) => Arr.map(Arr.sort(rows, byDueThenName), (r) => r.mailbox)),
+          Effect.map((rows) => Arr.map(inClaimOrder(rows, options), (r) => ({ mailbox: r.mailbox, tenant: r.tenant }))),
           storeErrors("claim"),
           health.track
         ),
@@ -654,18 +869,19 @@ export const make = (
       replay: (ids, now) =>
         transaction(Effect.gen(function*() {
           const selected = ids === "all"
-            ? yield* sql`SELECT id, mailbox, region FROM outbox_dead_letters ORDER BY id`
+            ? yield* sql`SELECT id, mailbox, region, tenant FROM outbox_dead_letters ORDER BY id`
             : ids.length === 0
             ? []
             : Arr.flatten(
               yield* Effect.forEach(
                 Arr.chunksOf(Array.from(new Set(ids)), 500),
-                (chunk) => sql`SELECT id, mailbox, region FROM outbox_dead_letters WHERE ${sql.in("id", chunk)}`
+                (chunk) => sql`SELECT id, mailbox, region, tenant FROM outbox_dead_letters WHERE ${sql.in("id", chunk)}`
               )
             )
           const rows = Arr.sort(yield* decodeReplays(selected), byId)
           for (const chunk of Arr.chunksOf(Arr.map(rows, (r) => r.id), 500)) {
-            // new ids in the order of the old ones: the tail of each mailbox
+            // new ids in the order of the old ones: the tail of each mailbox; the numbers are kept and the counters
+            // not advanced (a replay is a payload below the region's high-water mark)
             yield* sql`INSERT INTO outbox_payloads (${sql.literal(copyColumns)}, attempts, next_attempt_at)
               SELECT ${sql.literal(copyColumns)}, 0, CAST(${now} AS BIGINT) FROM outbox_dead_letters
               WHERE ${sql.in("id", chunk)} ORDER BY id`
@@ -680,7 +896,8 @@ export const make = (
                   mailbox: r.mailbox,
                   region: r.region,
                   depth: r.depth,
-                  next_attempt_at: r.due
+                  next_attempt_at: r.due,
+                  tenant: r.tenant
                 })))
               } ON CONFLICT (mailbox) DO UPDATE SET depth = outbox_mailboxes.depth + excluded.depth`,
             { discard: true }
@@ -715,7 +932,7 @@ export const make = (
         Effect.map(Arr.map(toDeadLetter)),
         storeErrors("deadLetters")
       ),
-      mailboxes: sql`SELECT m.mailbox, m.region, m.depth, m.next_attempt_at, m.lease_owner, m.lease_until,
+      mailboxes: sql`SELECT m.mailbox, m.region, m.tenant, m.depth, m.next_attempt_at, m.lease_owner, m.lease_until,
           (SELECT MIN(p.received_at) FROM outbox_payloads p WHERE p.mailbox = m.mailbox) AS oldest
         FROM outbox_mailboxes m`.pipe(
         Effect.flatMap(decodeMailboxes),

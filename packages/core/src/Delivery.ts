@@ -1,8 +1,14 @@
 /**
  * Durable delivery (`docs/outbox.md`): `drainMailbox` (one leased mailbox, head first, carrying out
- * `DeliveryPolicy.decide`), the worker that claims due mailboxes and drains them (`run`), and `layer` / `layerWith`,
- * the worker as a daemon layer. The worker waits on the outbox itself (`Outbox.awaitWork`), so an enqueue of the same
- * process wakes it with no extra wiring. Time comes from Effect's `Clock` and randomness from Effect's `Random`, so
+ * `DeliveryPolicy.decide`, at most `drainSlice` payloads at a time), the worker that claims due mailboxes and drains
+ * them (`run`), and `layer` / `layerWith`, the worker as a daemon layer. The worker waits on the outbox itself
+ * (`Outbox.awaitWork`), so an enqueue of the same process wakes it with no extra wiring.
+ *
+ * Fair, adaptive delivery (docs/routing.md#fair-adaptive-delivery): the worker counts what it holds of each tenant and
+ * claims tenant-fair (`fairShare`); its drains share one region gate, which keeps each region's requests in flight
+ * within an adaptive limit (`DeliveryPolicy.limitAfter`, gauge `cellgate_region_concurrency{region}`) and pauses a
+ * region that answered 429 or 503 with `Retry-After` (`cellgate_region_paused_total{region}`). Every attempt carries
+ * `x-cellgate-sequence`, the payload's number in its mailbox. Time comes from Effect's `Clock` and randomness from Effect's `Random`, so
  * `TestClock` / `TestRandom` drive every schedule in tests; settings come from `DeliverySettings`, the worker's name
  * from `IdGenerator`.
  *
@@ -20,6 +26,7 @@
  *
  * @since 0.1.0
  */
+import type { Either } from "effect"
 import { Cause, Clock, Effect, Exit, FiberSet, Layer, Metric, Option, Random } from "effect"
 import * as DeliveryPolicy from "./DeliveryPolicy.js"
 import * as DeliverySettings from "./DeliverySettings.js"
@@ -30,6 +37,7 @@ import { RegionTransportError } from "./Errors.js"
 import { outgoingHeaders } from "./Forwarding.js"
 import { IdGenerator } from "./IdGenerator.js"
 import type { RegionName } from "./Ids.js"
+import * as RegionGate from "./internal/regionGate.js"
 import * as Metrics from "./Metrics.js"
 import type { Lease, StoredPayload } from "./Outbox.js"
 import { Outbox, unsafeMakeWakeSignal } from "./Outbox.js"
@@ -63,6 +71,20 @@ export interface DrainResult {
   readonly leaseLost: boolean
   /** The store failed; the drain stopped. */
   readonly storeFailed: boolean
+  /**
+   * The drain attempted `drainSlice` payloads and stopped with more due: the mailbox is due again at once
+   * (docs/routing.md#fair-adaptive-delivery).
+   *
+   * @since 0.3.0
+   */
+  readonly sliced: boolean
+  /**
+   * The drain stopped because the payload's region is paused (a 429 or 503 with `Retry-After`, in this worker): the
+   * mailbox is due again when the pause ends; the payloads not sent were not attempted.
+   *
+   * @since 0.3.0
+   */
+  readonly paused: boolean
   /** When the mailbox is due again (given to `release`). */
   readonly nextDue: number
 }
@@ -71,6 +93,7 @@ export interface DrainResult {
 type Step =
   | { readonly _tag: "Gone" } // delivered or dead-lettered: the next payload may go
   | { readonly _tag: "Waiting"; readonly nextAttemptAt: number } // still in the outbox
+  | { readonly _tag: "Paused"; readonly until: number } // not sent: its region is paused until then
 
 const gone: Step = { _tag: "Gone" }
 
@@ -98,6 +121,28 @@ export const DEFECT_ERROR = "internal error while delivering (see the worker's l
 
 const transportError = (region: string, kind: "timeout" | "connection", detail: string) =>
   new RegionTransportError({ region, kind, detail })
+
+const firstHeader = (v: string | ReadonlyArray<string> | undefined): string | undefined =>
+  typeof v === "string" ? v : v?.[0]
+
+/**
+ * What an attempt's outcome tells the region's adaptive limit (docs/routing.md#fair-adaptive-delivery): 429, 503, a
+ * timeout or a failed connection is an overload, and a 429 or 503 with `Retry-After` asks for a pause of the region.
+ */
+const feedbackOf = (
+  sent: {
+    readonly answer: Either.Either<RegionResponse, RegionTransportError>
+    readonly end: number
+  }
+): RegionGate.Feedback => {
+  const { answer, end } = sent
+  if (answer._tag === "Left") return { signal: DeliveryPolicy.loadSignal(answer.left.kind) }
+  const { headers, status } = answer.right
+  const signal = DeliveryPolicy.loadSignal(status)
+  if (status !== 429 && status !== 503) return { signal }
+  const pause = DeliveryPolicy.parseRetryAfter(firstHeader(headers["retry-after"]), end)
+  return Option.isSome(pause) ? { signal, pauseMs: pause.value } : { signal }
+}
 
 // -------------------------------------------------------------------------------------------------------------------
 // Replies (docs/routing.md#deadline-aware-hybrid)
@@ -182,7 +227,8 @@ const replyOnce = Effect.fnUntraced(function*(p: StoredPayload, target: ReplyTar
 
 /**
  * Drains one mailbox that `owner` has claimed: payloads in id order, each sent through `RegionClient` with the
- * `x-cellgate-*` headers (delivery id, attempt = attempts + 1, mailbox; signed when the region has a secret).
+ * `x-cellgate-*` headers (delivery id, attempt = attempts + 1, mailbox, sequence; signed when the region has a
+ * secret). The first attempt of a payload is timed from its `receivedAt` in `cellgate_first_delivery_seconds{region}`.
  *
  * What happens to a payload after an attempt is `DeliveryPolicy.decide`'s decision, carried out here
  * (`Complete` → `complete`, `Retry` → `retry`, `DeadLetter` → `deadLetter`); a payload that `DeliveryPolicy.expired`
@@ -194,9 +240,17 @@ const replyOnce = Effect.fnUntraced(function*(p: StoredPayload, target: ReplyTar
  *   `cellgate_ordering_relaxed_total{reason="skip_on_failure"}`; such a mailbox with waiting payloads is due again
  *   after at most `SKIP_RECHECK_MS`, so that newly arrived payloads are not held back by an earlier one's backoff.
  *
+ * Drain slices (docs/routing.md#fair-adaptive-delivery): one drain attempts at most `drainSlice` payloads (sent, or
+ * dead-lettered unsent), then stops with the mailbox due at once (`sliced`), order unchanged; `0` drains to the end.
+ *
+ * Under the worker's region gate (`run`), each send first takes a slot of its region, waiting while the region has its
+ * adaptive limit in flight (the lease renewed meanwhile); the answer feeds the limit. When the region is paused, the
+ * drain does not wait: it stops (`paused`) with the mailbox due when the pause ends, and the payloads it did not send
+ * are not counted as attempts. A drain run alone has no gate: nothing waits, nothing is paused.
+ *
  * The lease is renewed as the drain goes; the drain stops at the first `LeaseLost` (or `StoreUnavailable`), and always
  * ends with `release(lease, nextDue)` — also when interrupted — where `nextDue` is the earliest time something in the
- * mailbox is due (now when it may be empty). Never fails.
+ * mailbox is due (now when it may be empty, or when it was sliced). Never fails.
  *
  * @since 0.1.0
  * @category delivery
@@ -208,6 +262,8 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   const settings = yield* DeliverySettings.DeliverySettings
   // traces (Tracing.ts): one flag read per drain; off, an attempt has no span and no work for them
   const tracing = yield* Tracing.Tracing
+  // the worker's region gate (docs/routing.md#fair-adaptive-delivery); a drain run alone has none
+  const gate = yield* RegionGate.CurrentGate
   yield* Effect.annotateCurrentSpan("mailbox", mailbox)
 
   const started = yield* Clock.currentTimeMillis
@@ -218,7 +274,14 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
   let retried = 0
   let deadLettered = 0
   let skipped = 0
+  // payloads this drain has handled (sent, or dead-lettered unsent), against `drainSlice`
+  let attempted = 0
+  let sliced = false
+  let paused = false
   const lease = (now: number): Lease => ({ mailbox, owner, now })
+  // one drain attempts at most `drainSlice` payloads, then gives its mailbox back due at once (`0`: no slice), so a
+  // deep mailbox never holds a drain slot for long (docs/routing.md#fair-adaptive-delivery)
+  const sliceDone = () => settings.drainSlice > 0 && attempted >= settings.drainSlice
 
   // The region of a payload, looked up at most once per REGION_CACHE_MS within one drain (every payload of a
   // mailbox goes to the same region): a directory change is seen by the next lookup, at most that much later.
@@ -302,27 +365,48 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       return yield* settle(p, DeliveryPolicy.Answer.NoAnswer({ error: `region ${p.region} is not in the directory` }))
     }
     const region: Region = found.value
-    const headers = yield* outgoingHeaders(region, p.headers, p.body, {
-      deliveryId: p.deliveryId,
-      attempt: p.attempts + 1,
-      mailbox
-    }, now)
-    // the attempt's span goes to the region as `traceparent`: the region's own trace joins the webhook's
-    if (tracing.enabled) yield* Tracing.withTraceparent(headers)
-    sent++
-    const answer = yield* client.send(region, { method: p.method, path: p.path, headers, body: p.body }, {
-      timeoutMs: settings.requestTimeoutMs,
-      maxAnswerBytes: settings.maxAnswerBytes
-    }).pipe(
-      // a guard against a client that ignores its timeout
-      Effect.timeoutFail({
-        duration: settings.requestTimeoutMs + 1000,
-        onTimeout: () => transportError(region.name, "timeout", `no answer in ${settings.requestTimeoutMs} ms`)
-      }),
-      Effect.either
+    // built once the slot is taken: the signature's timestamp is the send's, however long the wait was
+    const sendOnce = Effect.gen(function*() {
+      const at = yield* Clock.currentTimeMillis
+      const headers = yield* outgoingHeaders(region, p.headers, p.body, {
+        deliveryId: p.deliveryId,
+        attempt: p.attempts + 1,
+        mailbox,
+        sequence: p.sequence
+      }, at)
+      // the attempt's span goes to the region as `traceparent`: the region's own trace joins the webhook's
+      if (tracing.enabled) yield* Tracing.withTraceparent(headers)
+      sent++
+      if (p.attempts === 0) {
+        yield* Metrics.firstDeliverySeconds.update(Math.max(0, at - p.receivedAt) / 1000, region.name)
+      }
+      const answer = yield* client.send(region, { method: p.method, path: p.path, headers, body: p.body }, {
+        timeoutMs: settings.requestTimeoutMs,
+        maxAnswerBytes: settings.maxAnswerBytes
+      }).pipe(
+        // a guard against a client that ignores its timeout
+        Effect.timeoutFail({
+          duration: settings.requestTimeoutMs + 1000,
+          onTimeout: () => transportError(region.name, "timeout", `no answer in ${settings.requestTimeoutMs} ms`)
+        }),
+        Effect.either
+      )
+      const end = yield* Clock.currentTimeMillis
+      yield* Metrics.deliverySeconds.update((end - at) / 1000, region.name)
+      return { answer, end }
+    })
+    // waiting for a slot of the region, the lease is kept (renewIfDue, every third of it)
+    const pass = yield* gate.send(
+      region.name,
+      {
+        everyMs: Math.max(1, Math.floor(settings.leaseMs / 3)),
+        tick: Effect.flatMap(Clock.currentTimeMillis, renewIfDue)
+      },
+      sendOnce,
+      feedbackOf
     )
-    const end = yield* Clock.currentTimeMillis
-    yield* Metrics.deliverySeconds.update((end - now) / 1000, region.name)
+    if (pass._tag === "Paused") return { _tag: "Paused", until: pass.until } as Step
+    const { answer } = pass.value
     if (tracing.enabled) {
       yield* Tracing.annotate(answer._tag === "Right" ? { status: answer.right.status } : { error: answer.left.kind })
     }
@@ -344,7 +428,7 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       )
     )
   // with tracing on, each attempt of a traced payload is a span under the webhook's ingest span (Tracing.delivery)
-  const attempt = (p: StoredPayload) =>
+  const traced = (p: StoredPayload) =>
     tracing.enabled
       ? Tracing.delivery(p.traceContext, {
         provider: p.provider,
@@ -354,6 +438,12 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
         "cellgate.delivery_id": p.deliveryId
       }, attemptCounted(p))
       : attemptCounted(p)
+  const attempt = (p: StoredPayload) =>
+    Effect.map(traced(p), (step) => {
+      if (step._tag === "Paused") paused = true
+      else attempted++
+      return step
+    })
 
   const strict = Effect.fnUntraced(function*(first: ReadonlyArray<StoredPayload>) {
     for (let page: ReadonlyArray<StoredPayload> | undefined = first;; page = undefined) {
@@ -362,8 +452,13 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
       for (const p of batch) {
         const now = yield* Clock.currentTimeMillis
         if (p.nextAttemptAt > now) return Option.some(p.nextAttemptAt)
+        if (sliceDone()) {
+          sliced = true
+          return Option.some(now)
+        }
         const step = yield* attempt(p)
         if (step._tag === "Waiting") return Option.some(step.nextAttemptAt)
+        if (step._tag === "Paused") return Option.some(step.until)
       }
     }
   })
@@ -379,11 +474,16 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
         const now = yield* Clock.currentTimeMillis
         let due = p.nextAttemptAt
         if (due <= now) {
+          if (sliceDone()) {
+            sliced = true
+            return Option.some(now)
+          }
+          const step = yield* attempt(p)
+          if (step._tag === "Paused") return Option.some(step.until)
           if (waiting.size > 0) {
             skipped++
             yield* Metrics.countRelaxed("skip_on_failure")
           }
-          const step = yield* attempt(p)
           if (step._tag === "Gone") continue
           due = step.nextAttemptAt
         }
@@ -452,6 +552,8 @@ export const drainMailbox = Effect.fn("Delivery.drainMailbox")(function*(mailbox
     skipped,
     leaseLost: flags.leaseLost,
     storeFailed: flags.storeFailed,
+    sliced,
+    paused,
     nextDue
   }
   return result
@@ -513,7 +615,11 @@ export interface WorkerOptions {
 /**
  * The delivery loop of one worker: claim up to `min(claimBatch, free slots)` due mailboxes for `leaseMs`, drain up to
  * `concurrency` of them at once, and when nothing more can be claimed wait `pollIntervalMs`, or until an enqueue of
- * this process (`Outbox.awaitWork`) or a drain finishing. While claims fail with `StoreUnavailable` it backs off
+ * this process (`Outbox.awaitWork`) or a drain finishing. Claims are tenant-fair: every claim carries `fairShare` and
+ * what this worker holds of each tenant (claimed or being drained, given back when the drain ends;
+ * docs/routing.md#fair-adaptive-delivery). The drains share one region gate (adaptive per-region limits and pauses,
+ * in this worker only); with `adaptive: false` there is none (a fixed limit of `concurrency`, the first wave's
+ * behaviour). While claims fail with `StoreUnavailable` it backs off
  * (`StoreOutage.claimRetryDelay`: 0.5 s doubling to 5 s; only an enqueue cuts it short), logs through the outage log
  * (one line per interval, with a count) and recovers by itself at the first claim that succeeds. Runs until
  * interrupted; interruption stops the claims, interrupts the drains and releases their leases (a request in flight
@@ -539,6 +645,11 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
     const slots = unsafeMakeWakeSignal()
     const drains = yield* FiberSet.make()
     const active = new Set<string>()
+    // what this worker holds of each tenant (claimed or being drained), for tenant-fair claims
+    // (docs/routing.md#fair-adaptive-delivery): counted across claims, given back when a drain ends
+    const held = new Map<string, number>()
+    // one region gate per worker, shared by its drains: the adaptive limits and the pauses of this worker
+    const gate = settings.adaptive ? RegionGate.make(settings) : RegionGate.none
     let gaugesAt = Number.NEGATIVE_INFINITY
     let claimFailures = 0
     yield* Effect.logInfo("delivery worker started").pipe(Effect.annotateLogs({ owner }))
@@ -554,7 +665,14 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
       let more = false
       if (free > 0) {
         const limit = Math.min(settings.claimBatch, free)
-        const claimed = yield* outbox.claim({ owner, now, leaseMs: settings.leaseMs, limit }).pipe(
+        const claimed = yield* outbox.claim({
+          owner,
+          now,
+          leaseMs: settings.leaseMs,
+          limit,
+          fairShare: settings.fairShare,
+          held
+        }).pipe(
           Effect.tap(() => {
             claimFailures = 0
           }),
@@ -563,18 +681,23 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
             return Effect.as(StoreOutage.report(e), [])
           })
         )
-        for (const mailbox of claimed) {
+        for (const { mailbox, tenant } of claimed) {
           if (active.has(mailbox)) continue
           active.add(mailbox)
+          held.set(tenant, (held.get(tenant) ?? 0) + 1)
           yield* FiberSet.run(
             drains,
             drainMailbox(mailbox, owner).pipe(
+              Effect.provideService(RegionGate.CurrentGate, gate),
               Effect.asVoid,
               Effect.catchAllCause((cause) =>
                 Effect.logError("drain failed", cause).pipe(Effect.annotateLogs({ mailbox }))
               ),
               Effect.ensuring(Effect.suspend(() => {
                 active.delete(mailbox)
+                const n = (held.get(tenant) ?? 1) - 1
+                if (n > 0) held.set(tenant, n)
+                else held.delete(tenant)
                 return slots.notify
               }))
             )

@@ -2,7 +2,9 @@
  * What one delivery attempt means, as pure functions (`docs/outbox.md`): `decide` turns a payload, the region's answer
  * (or its absence), the time, the settings and a random number into `Complete | Retry | DeadLetter`, which
  * `Delivery.drainMailbox` carries out; `expired` says whether a payload may still be sent at all. Beside them the
- * pieces: `answerClass` (the status rule), `backoffDelay`, `parseRetryAfter`, `truncateBody`.
+ * pieces: `answerClass` (the status rule), `backoffDelay`, `parseRetryAfter`, `truncateBody`. And the adaptive
+ * per-region limit (AIMD, docs/routing.md#fair-adaptive-delivery) as pure decisions: `limitStart`, `limitAfter` and
+ * `loadSignal`, which the worker's region gate carries out.
  *
  * @since 0.2.0
  */
@@ -224,4 +226,128 @@ export const decide = (
     onSome: (ra) => Math.max(backoff, Math.min(ra, settings.retryAfterMaxMs))
   })
   return Decision.Retry({ nextAttemptAt: now + delayMs, delayMs, attempts, error })
+}
+
+// -------------------------------------------------------------------------------------------------------------------
+// Adaptive per-region limit (docs/routing.md#fair-adaptive-delivery)
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * The damping of the adaptive limit: at most one halving, and at most one raise, per this many ms, and no raise within
+ * this long of a halving (without it the limit climbs back within milliseconds of a halving and the region sees a
+ * storm of 503s).
+ *
+ * @since 0.3.0
+ * @category policy
+ */
+export const LIMIT_STEP_MS = 1_000
+
+/**
+ * What one answer of a region says about its load: `success` (2xx), `overload` (429, 503, a timeout, a refused or
+ * failed connection), `other` (any other answer: the region is up but did not take it).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type LoadSignal = "success" | "overload" | "other"
+
+/**
+ * The load signal of an attempt's outcome: a status, or `"timeout"` / `"connection"` (`RegionTransportError.kind`).
+ *
+ * @since 0.3.0
+ * @category policy
+ */
+export const loadSignal = (outcome: number | "timeout" | "connection"): LoadSignal => {
+  if (typeof outcome !== "number") return "overload"
+  if (outcome >= 200 && outcome < 300) return "success"
+  return outcome === 429 || outcome === 503 ? "overload" : "other"
+}
+
+/**
+ * The adaptive in-flight limit of one region in one worker.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface RegionLimit {
+  /** Requests to the region in flight at once, in `[1, concurrency]`. */
+  readonly limit: number
+  /** Slow start: the limit doubles (at most once a `LIMIT_STEP_MS`) until the first halving. */
+  readonly slowStart: boolean
+  /** Successes in a row since the last change of the limit or the last answer that was not a success. */
+  readonly successes: number
+  /** When the limit was last halved (`-Infinity`: never). */
+  readonly halvedAt: number
+  /** When the limit was last raised, doubled or by one (`-Infinity`: never). */
+  readonly raisedAt: number
+}
+
+const clampLimit = (n: number, settings: Pick<Settings, "concurrency">) =>
+  Math.max(1, Math.min(Math.floor(n), settings.concurrency))
+
+/**
+ * A region's limit before its first answer: `regionConcurrency` clamped to `[1, concurrency]`, in slow start; with
+ * `adaptive: false`, `concurrency` (and `limitAfter` never moves it).
+ *
+ * @since 0.3.0
+ * @category policy
+ */
+export const limitStart = (
+  settings: Pick<Settings, "regionConcurrency" | "concurrency" | "adaptive">
+): RegionLimit => ({
+  limit: clampLimit(settings.adaptive ? settings.regionConcurrency : settings.concurrency, settings),
+  slowStart: settings.adaptive,
+  successes: 0,
+  halvedAt: Number.NEGATIVE_INFINITY,
+  raisedAt: Number.NEGATIVE_INFINITY
+})
+
+/**
+ * The limit after one answer (AIMD), at `now`; the limit stays within `[1, concurrency]`:
+ *
+ * - `overload`: halved (rounded down, at least 1), at most once a `LIMIT_STEP_MS` (the answers of requests sent under
+ *   the old limit do not halve it again); the first halving ends slow start; the run of successes starts over;
+ * - `success`: in slow start, doubled when the last raise is at least `LIMIT_STEP_MS` old; after it, raised by one
+ *   after as many successes in a row as the current limit, when the last raise and the last halving are both at least
+ *   `LIMIT_STEP_MS` old (successes beyond the limit keep counting until then);
+ * - `other`: the limit stays; the run of successes starts over.
+ *
+ * With `adaptive: false` the state never changes. Pure.
+ *
+ * @since 0.3.0
+ * @category policy
+ */
+export const limitAfter = (
+  state: RegionLimit,
+  signal: LoadSignal,
+  now: number,
+  settings: Pick<Settings, "concurrency" | "adaptive">
+): RegionLimit => {
+  if (!settings.adaptive) return state
+  switch (signal) {
+    case "other":
+      return state.successes === 0 ? state : { ...state, successes: 0 }
+    case "overload": {
+      if (now - state.halvedAt < LIMIT_STEP_MS) return state.successes === 0 ? state : { ...state, successes: 0 }
+      return {
+        limit: clampLimit(state.limit / 2, settings),
+        slowStart: false,
+        successes: 0,
+        halvedAt: now,
+        raisedAt: state.raisedAt
+      }
+    }
+    case "success": {
+      const successes = state.successes + 1
+      const mayRaise = state.limit < settings.concurrency && now - state.raisedAt >= LIMIT_STEP_MS &&
+        now - state.halvedAt >= LIMIT_STEP_MS
+      if (mayRaise && state.slowStart) {
+        return { ...state, limit: clampLimit(state.limit * 2, settings), successes: 0, raisedAt: now }
+      }
+      if (mayRaise && successes >= state.limit) {
+        return { ...state, limit: clampLimit(state.limit + 1, settings), successes: 0, raisedAt: now }
+      }
+      return { ...state, successes }
+    }
+  }
 }

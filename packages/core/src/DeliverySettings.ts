@@ -9,6 +9,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 
 const nonNegative = Schema.Number.pipe(Schema.nonNegative())
 const positiveInt = Schema.Int.pipe(Schema.positive())
+const nonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 const withDefault = <S extends Schema.Schema.AnyNoContext>(schema: S, value: () => Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: value })
 
@@ -43,7 +44,34 @@ export const Settings = Schema.Struct({
   /** Mailboxes claimed per claim query (at most the free drain slots). */
   claimBatch: withDefault(positiveInt, () => 32),
   /** A region's answer is read up to this many bytes; the rest is not read (the start is what is stored). */
-  maxAnswerBytes: withDefault(positiveInt, () => 1_048_576)
+  maxAnswerBytes: withDefault(positiveInt, () => 1_048_576),
+  /**
+   * Tenant-fair claims (docs/routing.md#fair-adaptive-delivery): a worker holds at most this many mailboxes of one
+   * tenant at once while mailboxes of other tenants are due. `0`: plain oldest-due-first.
+   *
+   * @since 0.3.0
+   */
+  fairShare: withDefault(nonNegativeInt, () => 2),
+  /**
+   * One drain attempts at most this many payloads of its mailbox, then releases it due at once (a deep mailbox never
+   * holds a drain slot for long). `0`: drains to the end.
+   *
+   * @since 0.3.0
+   */
+  drainSlice: withDefault(nonNegativeInt, () => 32),
+  /**
+   * The in-flight limit a region starts with (clamped to `[1, concurrency]`), which the adaptive limit then moves.
+   *
+   * @since 0.3.0
+   */
+  regionConcurrency: withDefault(positiveInt, () => 4),
+  /**
+   * The adaptive per-region limit (AIMD, `DeliveryPolicy.limitAfter`) and the pauses of `Retry-After`. `false`: a
+   * fixed limit of `concurrency` per region and no pauses (the first wave's behaviour).
+   *
+   * @since 0.3.0
+   */
+  adaptive: withDefault(Schema.Boolean, () => true)
 })
 /**
  * @since 0.2.0

@@ -219,7 +219,12 @@ export type WebhookResponse = typeof WebhookResponse.Type
  * @since 0.1.0
  * @category models
  */
-export const EnqueueTarget = Schema.Struct({ region: RegionName, mailbox: Schema.String })
+export const EnqueueTarget = Schema.Struct({
+  region: RegionName,
+  mailbox: Schema.String,
+  /** The mailbox's tenant (`Mailbox.tenant`); absent: `i:<the decision's integration id>`. */
+  tenant: Schema.optional(Schema.String)
+})
 /**
  * @since 0.1.0
  * @category models

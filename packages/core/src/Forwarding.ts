@@ -162,11 +162,18 @@ export interface CellgateHeaders {
   readonly deliveryId: string
   readonly attempt: number
   readonly mailbox?: string
+  /**
+   * The payload's number in its mailbox (`StoredPayload.sequence`): `x-cellgate-sequence` on every stored delivery
+   * attempt (docs/routing.md#fair-adaptive-delivery); the gateway's synchronous forwards have none.
+   *
+   * @since 0.3.0
+   */
+  readonly sequence?: number
 }
 
 /**
  * The headers of a request to `region`: first cellgate's own `x-cellgate-delivery-id`, `x-cellgate-attempt`,
- * `x-cellgate-mailbox` (deliveries) and, when the region has a secret, `x-cellgate-timestamp` and
+ * `x-cellgate-mailbox` and `x-cellgate-sequence` (deliveries) and, when the region has a secret, `x-cellgate-timestamp` and
  * `x-cellgate-signature`; then the forwardable headers of the original, at most `MAX_SENDER_HEADERS` of them (the
  * rest are dropped, counted in `cellgate_truncated_total{kind="hop_headers"}` and logged). `nowMs` comes from the
  * caller's `Clock`.
@@ -185,6 +192,7 @@ export const outgoingHeaders = Effect.fnUntraced(function*(
   headers["x-cellgate-delivery-id"] = meta.deliveryId
   headers["x-cellgate-attempt"] = String(meta.attempt)
   if (meta.mailbox !== undefined) headers["x-cellgate-mailbox"] = meta.mailbox
+  if (meta.sequence !== undefined) headers["x-cellgate-sequence"] = String(meta.sequence)
   if (region.secret !== undefined) {
     const timestamp = Math.floor(nowMs / 1000)
     headers["x-cellgate-timestamp"] = String(timestamp)

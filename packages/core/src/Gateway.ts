@@ -10,7 +10,7 @@
  */
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import * as ControlHandler from "./ControlHandler.js"
-import type { Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
+import type { EnqueueTarget, Region, RouteOutcome, WebhookRequest, WebhookResponse } from "./Domain.js"
 import { control } from "./Domain.js"
 import type { RegionNotFound, RegionTransportError, StoreUnavailable } from "./Errors.js"
 import { forwardableHeaders, outgoingHeaders } from "./Forwarding.js"
@@ -244,7 +244,7 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
     request: WebhookRequest,
     provider: string,
     integrationId: IntegrationId | undefined,
-    targets: ReadonlyArray<{ readonly region: RegionName; readonly mailbox: string }>
+    targets: ReadonlyArray<EnqueueTarget>
   ) {
     const headers = forwardableHeaders(request.headers)
     const payloads: Array<NewPayload> = []
@@ -259,7 +259,8 @@ export const make: Effect.Effect<Gateway["Type"], never, Requirements> = Effect.
         headers,
         body: request.body,
         receivedAt: request.receivedAt,
-        deliveryId: yield* ids.deliveryId
+        deliveryId: yield* ids.deliveryId,
+        tenant: t.tenant ?? null
       })
     }
     const start = yield* Clock.currentTimeMillis

@@ -60,14 +60,39 @@ const family = <M extends Metric.Metric<any, any, any>>(
   })
 }
 
+// from 202 to the first attempt: a backlog or a backoff makes it minutes, not milliseconds
+const firstDeliveryBoundaries: MetricBoundaries.MetricBoundaries = MetricBoundaries.fromIterable([
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+  1800,
+  3600
+])
+
 const counter = (name: string, names: ReadonlyArray<string>) =>
   family(
     Metric.counter(name, { incremental: true }),
     MetricKey.counter(name, { incremental: true }),
     names
   )
-const histogram = (name: string, names: ReadonlyArray<string>) =>
-  family(Metric.histogram(name, secondsBoundaries), MetricKey.histogram(name, secondsBoundaries), names)
+const histogram = (
+  name: string,
+  names: ReadonlyArray<string>,
+  boundaries: MetricBoundaries.MetricBoundaries = secondsBoundaries
+) => family(Metric.histogram(name, boundaries), MetricKey.histogram(name, boundaries), names)
 const gauge = (name: string, names: ReadonlyArray<string>) => family(Metric.gauge(name), MetricKey.gauge(name), names)
 
 /** @since 0.1.0 */
@@ -96,6 +121,24 @@ export const shedTotal = counter("cellgate_shed_total", ["provider"])
 export const hybridTotal = counter("cellgate_hybrid_total", ["provider", "outcome"])
 /** `outcome`: `ok`, `failed`, `refused_host` (a stored hybrid delivery's reply). @since 0.2.0 */
 export const repliesTotal = counter("cellgate_replies_total", ["provider", "outcome"])
+/**
+ * A region's adaptive in-flight limit in this worker, set on every change (docs/routing.md#fair-adaptive-delivery).
+ *
+ * @since 0.3.0
+ */
+export const regionConcurrency = gauge("cellgate_region_concurrency", ["region"])
+/**
+ * Pauses of a whole region for a 429 or 503 with `Retry-After` (docs/routing.md#fair-adaptive-delivery).
+ *
+ * @since 0.3.0
+ */
+export const regionPausedTotal = counter("cellgate_region_paused_total", ["region"])
+/**
+ * From a payload's `receivedAt` (its 202) to its first attempt sent to the region.
+ *
+ * @since 0.3.0
+ */
+export const firstDeliverySeconds = histogram("cellgate_first_delivery_seconds", ["region"], firstDeliveryBoundaries)
 
 /**
  * The `provider` label of a request: a provider the registry knows by that name, `control` when there is no

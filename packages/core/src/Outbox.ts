@@ -13,6 +13,7 @@ import { ReplyTarget } from "./Domain.js"
 import type { StoreUnavailable } from "./Errors.js"
 import { LeaseLost } from "./Errors.js"
 import { IntegrationId, RegionName } from "./Ids.js"
+import * as Mailbox from "./Mailbox.js"
 
 // -------------------------------------------------------------------------------------------------------------------
 // Models
@@ -48,7 +49,12 @@ export const NewPayload = Schema.Struct({
    * The W3C `traceparent` of the webhook's ingest span (Tracing.ts), stored with the payload so that its delivery
    * attempts join the webhook's trace in any process, after any restart. Absent or `null`: not traced.
    */
-  traceContext: Schema.optional(Schema.NullOr(Schema.String))
+  traceContext: Schema.optional(Schema.NullOr(Schema.String)),
+  /**
+   * The mailbox's tenant, what fair claims share a worker's slots by (docs/routing.md#fair-adaptive-delivery). Absent
+   * or `null`: `Mailbox.tenantOf` (`i:<integration id>`). A mailbox row keeps the tenant of its first payload.
+   */
+  tenant: Schema.optional(Schema.NullOr(Schema.String))
 })
 /**
  * @since 0.1.0
@@ -65,6 +71,12 @@ export type NewPayload = typeof NewPayload.Type
 export const StoredPayload = Schema.Struct({
   ...NewPayload.fields,
   id: Schema.Number,
+  /**
+   * The payload's number in its mailbox (`x-cellgate-sequence`), assigned in the enqueue's transaction from a
+   * per-mailbox counter that outlives the mailbox row: 1, 2, 3, … in enqueue order, kept on retries, dead letters and
+   * replays (docs/routing.md#fair-adaptive-delivery).
+   */
+  sequence: Schema.Number,
   attempts: Schema.Number,
   nextAttemptAt: Schema.Number,
   lastError: Schema.NullOr(Schema.String)
@@ -105,6 +117,8 @@ export type DeadLetter = typeof DeadLetter.Type
 export const MailboxInfo = Schema.Struct({
   mailbox: Schema.String,
   region: RegionName,
+  /** `i:<integration id>` or `o:<organization id>` (`Mailbox.tenantOf`). */
+  tenant: Schema.String,
   depth: Schema.Number,
   oldestReceivedAt: Schema.NullOr(Schema.Number),
   nextAttemptAt: Schema.Number,
@@ -116,6 +130,41 @@ export const MailboxInfo = Schema.Struct({
  * @category models
  */
 export type MailboxInfo = typeof MailboxInfo.Type
+
+/**
+ * A mailbox that `claim` leased, with its tenant (the worker counts what it holds of each tenant).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const Claimed = Schema.Struct({ mailbox: Schema.String, tenant: Schema.String })
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type Claimed = typeof Claimed.Type
+
+/**
+ * What `claim` is asked for.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface ClaimOptions {
+  readonly owner: string
+  readonly now: number
+  readonly leaseMs: number
+  /** At most this many mailboxes. */
+  readonly limit: number
+  /**
+   * Tenant-fair claims (docs/routing.md#fair-adaptive-delivery; `delivery.fairShare`): with `held` counted in, a
+   * tenant's mailboxes beyond this many go only after every due mailbox of a tenant still within it. `0` or absent:
+   * plain oldest-due-first.
+   */
+  readonly fairShare?: number | undefined
+  /** How many mailboxes `owner` holds (claimed or being drained) of each tenant right now. */
+  readonly held?: ReadonlyMap<string, number> | undefined
+}
 
 /**
  * Who holds a mailbox, and when: every write of a drain carries it and is refused (`LeaseLost`) once the lease has
@@ -157,10 +206,11 @@ export class Outbox extends Context.Tag("@cellgate/core/Outbox")<Outbox, {
    * enqueues are not seen (their workers poll). Implement it with `makeWakeSignal`.
    */
   readonly awaitWork: (maxWaitMs: number) => Eff.Effect<void>
-  /** Leases up to `limit` due, unleased (or expired) mailboxes to `owner` until `now + leaseMs`. */
-  readonly claim: (
-    options: { readonly owner: string; readonly now: number; readonly leaseMs: number; readonly limit: number }
-  ) => Eff.Effect<ReadonlyArray<string>, StoreUnavailable>
+  /**
+   * Leases up to `limit` due, unleased (or expired) mailboxes to `owner` until `now + leaseMs`, in claim order
+   * (`claimOrder`): oldest due first, and with `fairShare` the tenant-fair order.
+   */
+  readonly claim: (options: ClaimOptions) => Eff.Effect<ReadonlyArray<Claimed>, StoreUnavailable>
   /** Extends a held lease; fails with `LeaseLost` when it is no longer held. */
   readonly renew: (lease: Lease, leaseMs: number) => Eff.Effect<void, LeaseLost | StoreUnavailable>
   /** The first `limit` payloads of a mailbox in id order. */
@@ -266,11 +316,61 @@ export const unsafeMakeWakeSignal = (): WakeSignal => {
 export const makeWakeSignal: Eff.Effect<WakeSignal> = Effect.sync(unsafeMakeWakeSignal)
 
 // -------------------------------------------------------------------------------------------------------------------
+// Claim order
+// -------------------------------------------------------------------------------------------------------------------
+
+/**
+ * A due, unleased mailbox that `claim` may take.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Candidate {
+  readonly mailbox: string
+  readonly tenant: string
+  readonly nextAttemptAt: number
+}
+
+/**
+ * The claim order every store implements (docs/routing.md#fair-adaptive-delivery), as a pure function: the first
+ * `limit` of `candidates` (due, unleased) in that order.
+ *
+ * - Without `fairShare` (or `0`): oldest due first (`nextAttemptAt`, then the mailbox's name).
+ * - With it: a candidate's *rank* is what `held` says the owner holds of its tenant plus its place among its tenant's
+ *   candidates (1 for the oldest due). Candidates ranked within `fairShare` come first, oldest due first across
+ *   tenants; then the rest, by rank (round robin over the tenants), then oldest due. So a worker takes more than its
+ *   share of one tenant only when no other tenant has a mailbox due.
+ *
+ * @since 0.3.0
+ * @category policy
+ */
+export const claimOrder = (
+  candidates: ReadonlyArray<Candidate>,
+  options: Pick<ClaimOptions, "limit" | "fairShare" | "held">
+): ReadonlyArray<Candidate> => {
+  const byDue = [...candidates].sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || compareNames(a.mailbox, b.mailbox))
+  const share = options.fairShare ?? 0
+  if (share <= 0) return byDue.slice(0, Math.max(0, options.limit))
+  const places = new Map<string, number>()
+  const tiered = byDue.map((c, index) => {
+    const place = (places.get(c.tenant) ?? 0) + 1
+    places.set(c.tenant, place)
+    const rank = (options.held?.get(c.tenant) ?? 0) + place
+    return { c, tier: rank > share ? rank : 0, index }
+  })
+  tiered.sort((a, b) => a.tier - b.tier || a.index - b.index)
+  return tiered.slice(0, Math.max(0, options.limit)).map((t) => t.c)
+}
+
+const compareNames = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+// -------------------------------------------------------------------------------------------------------------------
 // Memory
 // -------------------------------------------------------------------------------------------------------------------
 
 interface MailboxRow {
   region: RegionName
+  tenant: string
   depth: number
   nextAttemptAt: number
   leaseOwner: string | null
@@ -290,6 +390,8 @@ export const makeMemory = (): Outbox["Type"] => {
   let nextId = 0
   const payloads = new Map<number, StoredPayload>()
   const mailboxes = new Map<string, MailboxRow>()
+  // the per-mailbox sequence counters: never removed, so a mailbox that empties and comes back counts on
+  const sequences = new Map<string, number>()
   const dead = new Map<number, DeadLetter>()
   const replies = new Set<string>()
   const remembered = new Map<string, number>()
@@ -310,8 +412,15 @@ export const makeMemory = (): Outbox["Type"] => {
       : Effect.fail(new LeaseLost({ mailbox: lease.mailbox, owner: lease.owner }))
   }
 
-  const add = (p: NewPayload, due: number) => {
+  /** Adds a payload at the tail of its mailbox; a replayed one keeps its `sequence`. */
+  const add = (p: NewPayload, due: number, replayed?: number) => {
     const id = ++nextId
+    let sequence = replayed
+    if (sequence === undefined) {
+      sequence = (sequences.get(p.mailbox) ?? 0) + 1
+      sequences.set(p.mailbox, sequence)
+    }
+    const tenant = Mailbox.tenantOf(p)
     payloads.set(id, {
       mailbox: p.mailbox,
       provider: p.provider,
@@ -325,18 +434,25 @@ export const makeMemory = (): Outbox["Type"] => {
       deliveryId: p.deliveryId,
       replyTarget: p.replyTarget ?? null,
       traceContext: p.traceContext ?? null,
+      tenant,
       id,
+      sequence,
       attempts: 0,
       nextAttemptAt: due,
       lastError: null
     })
     const row = mailboxes.get(p.mailbox)
     if (row === undefined) {
-      mailboxes.set(p.mailbox, { region: p.region, depth: 1, nextAttemptAt: due, leaseOwner: null, leaseUntil: null })
+      mailboxes.set(p.mailbox, {
+        region: p.region,
+        tenant,
+        depth: 1,
+        nextAttemptAt: due,
+        leaseOwner: null,
+        leaseUntil: null
+      })
     } else row.depth += 1
   }
-
-  const compareMailbox = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
   return Outbox.of({
     enqueue: (batch) =>
@@ -347,17 +463,21 @@ export const makeMemory = (): Outbox["Type"] => {
         wake.notify
       ),
     awaitWork: wake.awaitWork,
-    claim: ({ leaseMs, limit, now, owner }) =>
+    claim: (options) =>
       Effect.sync(() => {
-        const due = Array.from(mailboxes.entries())
-          .filter(([, r]) => r.nextAttemptAt <= now && (r.leaseUntil === null || r.leaseUntil < now))
-          .sort(([a, ra], [b, rb]) => ra.nextAttemptAt - rb.nextAttemptAt || compareMailbox(a, b))
-          .slice(0, limit)
-        for (const [, r] of due) {
+        const { leaseMs, now, owner } = options
+        const candidates: Array<Candidate> = []
+        for (const [mailbox, r] of mailboxes) {
+          if (r.nextAttemptAt <= now && (r.leaseUntil === null || r.leaseUntil < now)) {
+            candidates.push({ mailbox, tenant: r.tenant, nextAttemptAt: r.nextAttemptAt })
+          }
+        }
+        return claimOrder(candidates, options).map((c): Claimed => {
+          const r = mailboxes.get(c.mailbox)!
           r.leaseOwner = owner
           r.leaseUntil = now + leaseMs
-        }
-        return due.map(([m]) => m)
+          return { mailbox: c.mailbox, tenant: c.tenant }
+        })
       }),
     renew: (lease, leaseMs) =>
       Effect.map(held(lease), (row) => {
@@ -411,7 +531,7 @@ export const makeMemory = (): Outbox["Type"] => {
         for (const id of chosen) {
           const d = dead.get(id)!
           dead.delete(id)
-          add(d, now)
+          add(d, now, d.sequence)
         }
         return chosen.length === 0 ? Effect.succeed(0) : Effect.as(wake.notify, chosen.length)
       }),
@@ -441,7 +561,7 @@ export const makeMemory = (): Outbox["Type"] => {
       }),
     mailboxes: Effect.sync(() =>
       Array.from(mailboxes.entries())
-        .sort(([a], [b]) => compareMailbox(a, b))
+        .sort(([a], [b]) => compareNames(a, b))
         .map(([mailbox, r]): MailboxInfo => {
           let oldest: number | null = null
           for (const p of payloads.values()) {
@@ -450,6 +570,7 @@ export const makeMemory = (): Outbox["Type"] => {
           return {
             mailbox,
             region: r.region,
+            tenant: r.tenant,
             depth: r.depth,
             oldestReceivedAt: oldest,
             nextAttemptAt: r.nextAttemptAt,

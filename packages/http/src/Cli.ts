@@ -279,6 +279,7 @@ const mailboxes = Command.make(
         const rows = (yield* outbox.mailboxes).map((m) => ({
           mailbox: m.mailbox,
           region: m.region,
+          tenant: m.tenant,
           depth: m.depth,
           oldestAgeMs: m.oldestReceivedAt === null ? null : Math.max(0, now - m.oldestReceivedAt),
           nextAttemptAt: iso(m.nextAttemptAt),
@@ -286,10 +287,11 @@ const mailboxes = Command.make(
         }))
         if (json) return yield* println(JSON.stringify(rows))
         yield* println(table([
-          ["MAILBOX", "REGION", "DEPTH", "OLDEST AGE (s)", "NEXT ATTEMPT", "LEASED BY"],
+          ["MAILBOX", "REGION", "TENANT", "DEPTH", "OLDEST AGE (s)", "NEXT ATTEMPT", "LEASED BY"],
           ...rows.map((r) => [
             r.mailbox,
             r.region,
+            r.tenant,
             String(r.depth),
             r.oldestAgeMs === null ? "-" : (r.oldestAgeMs / 1000).toFixed(1),
             r.nextAttemptAt ?? "-",

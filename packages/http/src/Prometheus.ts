@@ -44,7 +44,11 @@ export const cellgateMetrics: ReadonlyArray<readonly [string, string]> = [
   ["cellgate_outbox_orphans_repaired_total", "counter"],
   ["cellgate_shed_total", "counter"],
   ["cellgate_hybrid_total", "counter"],
-  ["cellgate_replies_total", "counter"]
+  ["cellgate_replies_total", "counter"],
+  // fair, adaptive delivery (docs/routing.md#fair-adaptive-delivery)
+  ["cellgate_region_concurrency", "gauge"],
+  ["cellgate_region_paused_total", "counter"],
+  ["cellgate_first_delivery_seconds", "histogram"]
 ]
 
 /**

@@ -33,9 +33,12 @@ export interface Guard {
   readonly now: number
 }
 
-/** The columns of a payload row (copied as they are into the dead letters). */
+/**
+ * The columns of a payload row, copied as they are into the dead letters: a dead letter keeps its `sequence` (the
+ * region sees the gap) and its `tenant` (a replay re-creates the mailbox row with it).
+ */
 export const payloadColumns =
-  "id, mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, attempts, next_attempt_at, last_error, reply_target, trace_context"
+  "id, mailbox, provider, region, integration_id, method, path, headers, body, received_at, delivery_id, attempts, next_attempt_at, last_error, reply_target, trace_context, sequence, tenant"
 
 // $1 mailbox, $2 owner, $3 now, $4 id, then the write's own values
 const lk = `lk AS MATERIALIZED (SELECT mailbox FROM outbox_mailboxes

@@ -59,7 +59,11 @@ const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
       provider: name,
       decision: new Enqueue({
         provider: name,
-        targets: [{ region: region.value.name, mailbox: Mailbox.name(name, region.value.name, org.id) }]
+        targets: [{
+          region: region.value.name,
+          mailbox: Mailbox.name(name, region.value.name, org.id),
+          tenant: Mailbox.tenant.organization(org.id)
+        }]
       }, { disableValidation: true }),
       reason: "enqueue",
       integration: null,

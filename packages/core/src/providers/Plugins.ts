@@ -46,7 +46,11 @@ const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch, 
     provider: NAME,
     decision: new Enqueue({
       provider: NAME,
-      targets: [{ region: region.value.name, mailbox: Mailbox.name(NAME, region.value.name, org.id) }]
+      targets: [{
+        region: region.value.name,
+        mailbox: Mailbox.name(NAME, region.value.name, org.id),
+        tenant: Mailbox.tenant.organization(org.id)
+      }]
     }, { disableValidation: true }),
     reason: "enqueue",
     integration: null,
