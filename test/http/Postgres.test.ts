@@ -1,7 +1,7 @@
 // `serve --no-worker` and `cellgate worker` as separate processes sharing one PostgreSQL database (a fresh database
 // per run, dropped afterwards). Needs PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import type { Stub } from "../support/Http.js"
 import {
@@ -16,16 +16,7 @@ import {
   writeJson
 } from "../support/Http.js"
 import { bin, root } from "../support/Http.js"
-
-const base = new URL(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test")
-const dbName = `cellgate_http_${process.pid}_${Date.now().toString(36)}`
-const dbUrl = (name: string) => {
-  const u = new URL(base)
-  u.pathname = `/${name}`
-  return u.toString()
-}
-const psql = (sql: string) =>
-  execFileSync("psql", [dbUrl("postgres"), "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], { stdio: "pipe" })
+import { createDatabase, dbUrl, dropDatabase, jiraServerDirectory } from "../support/Processes.js"
 
 const vector = JSON.parse(readFixture("jira-server", "sentry_url_jwt_request.json").toString("utf8"))
 const body = Fs.readFileSync(fixture("jira-server", "sentry_issue_updated_status_minimal.json"))
@@ -33,44 +24,24 @@ const body = Fs.readFileSync(fixture("jira-server", "sentry_issue_updated_status
 let tmp: ReturnType<typeof tempDir>
 let region: Stub
 let file: string
+let dbName: string
 
 beforeAll(async () => {
   ensureBuilt()
-  try {
-    psql(`CREATE DATABASE ${dbName}`)
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL is needed at ${base.host} (DATABASE_URL): start it with ` +
-        `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start — ${String(error)}`
-    )
-  }
+  dbName = createDatabase("cellgate_http")
   tmp = tempDir()
   region = await startStub(() => ({ status: 200 }))
   file = writeJson(tmp.dir, "pg.json", {
     store: { kind: "postgres", url: { env: "TEST_PG_URL" } },
     delivery: { pollIntervalMs: 100 },
-    directory: {
-      regions: [{ name: "us", url: region.url }],
-      organizations: [{ id: 1, slug: "acme", region: "us" }],
-      integrations: [{
-        id: 10,
-        provider: "jira_server",
-        externalId: vector.external_id,
-        metadata: { webhookSecret: vector.webhook_secret }
-      }],
-      organizationIntegrations: [{ organizationId: 1, integrationId: 10 }]
-    }
+    directory: jiraServerDirectory(region.url)
   })
 })
 
 afterAll(async () => {
   await region?.close()
   tmp?.cleanup()
-  try {
-    psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-  } catch {
-    // already gone
-  }
+  if (dbName !== undefined) dropDatabase(dbName)
 })
 
 describe("PostgreSQL: gateway and worker processes", () => {

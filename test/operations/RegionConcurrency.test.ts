@@ -12,8 +12,8 @@ import type { AddressInfo } from "node:net"
 import { performance } from "node:perf_hooks"
 import type { Served } from "../support/Http.js"
 import { call, ensureBuilt, fixture, readFixture, serveCli, tempDir, writeJson } from "../support/Http.js"
-import type { WorkerProcess } from "./TelemetrySupport.js"
-import { createDatabase, dbUrl, dropDatabase, startWorker } from "./TelemetrySupport.js"
+import type { WorkerProcess } from "../support/Processes.js"
+import { createDatabase, dbUrl, dropDatabase, startWorker } from "../support/Processes.js"
 
 const vector = JSON.parse(readFixture("jira-server", "sentry_url_jwt_request.json").toString("utf8"))
 const SECRET: string = vector.webhook_secret

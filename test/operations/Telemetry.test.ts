@@ -18,25 +18,16 @@ import {
   tempDir,
   writeJson
 } from "../support/Http.js"
+import { createDatabase, dbUrl, dropDatabase, jiraServerDirectory, startWorker } from "../support/Processes.js"
 import type { OtlpSpan, Receiver } from "./TelemetrySupport.js"
-import { createDatabase, dbUrl, dropDatabase, startReceiver, startWorker } from "./TelemetrySupport.js"
+import { startReceiver } from "./TelemetrySupport.js"
 
 const vector = JSON.parse(readFixture("jira-server", "sentry_url_jwt_request.json").toString("utf8"))
 const body = Fs.readFileSync(fixture("jira-server", "sentry_issue_updated_status_minimal.json"))
 const webhookPath = `/extensions/jira-server/issue-updated/${vector.valid_token}/`
 const MAILBOX = "jira_server:us:10"
 
-const directory = (regionUrl: string) => ({
-  regions: [{ name: "us", url: regionUrl }],
-  organizations: [{ id: 1, slug: "acme", region: "us" }],
-  integrations: [{
-    id: 10,
-    provider: "jira_server",
-    externalId: vector.external_id,
-    metadata: { webhookSecret: vector.webhook_secret }
-  }],
-  organizationIntegrations: [{ organizationId: 1, integrationId: 10 }]
-})
+const directory = jiraServerDirectory
 
 const delivery = { pollIntervalMs: 100, backoffBaseMs: 100, jitter: 0 }
 

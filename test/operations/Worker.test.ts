@@ -17,7 +17,7 @@ import {
   tempDir,
   writeJson
 } from "../support/Http.js"
-import { createDatabase, dbUrl, dropDatabase, startWorker } from "./TelemetrySupport.js"
+import { createDatabase, dbUrl, dropDatabase, jiraServerDirectory, startWorker } from "../support/Processes.js"
 
 const vector = JSON.parse(readFixture("jira-server", "sentry_url_jwt_request.json").toString("utf8"))
 const body = Fs.readFileSync(fixture("jira-server", "sentry_issue_updated_status_minimal.json"))
@@ -37,17 +37,7 @@ beforeAll(async () => {
   file = writeJson(tmp.dir, "pg.json", {
     store: { kind: "postgres", url: { env: "TEST_PG_URL" } },
     delivery: { pollIntervalMs: 100 },
-    directory: {
-      regions: [{ name: "us", url: region.url }],
-      organizations: [{ id: 1, slug: "acme", region: "us" }],
-      integrations: [{
-        id: 10,
-        provider: "jira_server",
-        externalId: vector.external_id,
-        metadata: { webhookSecret: vector.webhook_secret }
-      }],
-      organizationIntegrations: [{ organizationId: 1, integrationId: 10 }]
-    }
+    directory: jiraServerDirectory(region.url)
   })
 })
 
