@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { Outbox, RegionClient, RegionDirectory, WebhookResponse } from "@cellgate/core"
-import { Delivery, DeliverySettings, errorResponse, StoreHealth } from "@cellgate/core"
+import { Delivery, DeliverySettings, errorResponse, IdGenerator, StoreHealth } from "@cellgate/core"
 import type { Layer, Scope } from "effect"
 import { Effect, Exit, Metric, Runtime } from "effect"
 import * as Http from "node:http"
@@ -28,12 +28,17 @@ import * as Telemetry from "./Telemetry.js"
 export const settingsLayer = (config: Config): Layer.Layer<never> => DeliverySettings.layer(config.delivery)
 
 /**
- * A unique lease owner for this process: `<host>:<pid>:<random>`.
+ * A unique lease owner for this process: `<host>:<pid>:<worker name>`, the name from core's `IdGenerator` (a
+ * `worker-<uuid>` by default; `IdGenerator.layerTest` makes it deterministic), so an operator reading
+ * `cellgate mailboxes` sees which machine and process holds a mailbox.
  *
- * @since 0.1.0
+ * @since 0.3.0
  * @category utils
  */
-export const owner = (): string => `${Os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`
+export const owner: Effect.Effect<string> = Effect.flatMap(
+  IdGenerator.IdGenerator,
+  (ids) => Effect.map(ids.workerName, (name) => `${Os.hostname()}:${process.pid}:${name}`)
+)
 
 /**
  * Runs the drain loop until interrupted (interruption releases the leases it holds). Each enqueue of this process
@@ -51,7 +56,7 @@ export const run = (
       // the sweep's counter is listed at 0 from the start (a scrape sees the series before anything is repaired)
       if ((yield* Orphans.OrphanSweep).enabled) yield* Metric.value(Orphans.orphansRepairedTotal)
       yield* Effect.forkScoped(Orphans.sweepForever())
-      return yield* Delivery.run({ owner: owner(), settings: config.delivery })
+      return yield* Delivery.run({ owner: yield* owner, settings: config.delivery })
     })
   )
 
