@@ -9,13 +9,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option } from "effect"
-import { Enqueue } from "../Domain.js"
+import { Effect } from "effect"
 import type { OrganizationId } from "../Ids.js"
-import * as Mailbox from "../Mailbox.js"
 import type { Ports, Provider, RouteMatch } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
-import { controlOutcome } from "./Common.js"
+import { controlOutcome, organizationOutcome } from "./Common.js"
 
 /**
  * @since 0.1.0
@@ -53,23 +51,7 @@ const make_ = (name: string, routePath: string, pattern: RegExp): Provider => {
     const orgId = Number(raw) as OrganizationId
     const [org] = yield* ports.organizations.byIds([orgId])
     if (org === undefined) return controlOutcome(name, "unknown organization")
-    const region = yield* ports.regions.byName(org.region)
-    if (Option.isNone(region)) return controlOutcome(name, "the organization's region is not in the directory")
-    return {
-      provider: name,
-      decision: new Enqueue({
-        provider: name,
-        targets: [{
-          region: region.value.name,
-          mailbox: Mailbox.name(name, region.value.name, org.id),
-          tenant: Mailbox.tenant.organization(org.id)
-        }]
-      }, { disableValidation: true }),
-      reason: "enqueue",
-      integration: null,
-      organizations: [org.id],
-      regions: [region.value.name]
-    }
+    return yield* organizationOutcome(name, org, ports)
   })
   return { name, routes: [routePath], match: pathMatcher([["webhook", pattern]]), route }
 }

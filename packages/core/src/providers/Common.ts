@@ -5,10 +5,11 @@
  * @since 0.1.0
  */
 import { Effect, Encoding, Option, Redacted } from "effect"
-import type { Integration, RouteDecision, RouteOutcome, WebhookRequest } from "../Domain.js"
+import type { Integration, Organization, RouteDecision, RouteOutcome, WebhookRequest } from "../Domain.js"
 import { control, Enqueue, respondError } from "../Domain.js"
 import type { StoreUnavailable } from "../Errors.js"
 import type { IntegrationId } from "../Ids.js"
+import * as Mailbox from "../Mailbox.js"
 import type { Ports } from "../Provider.js"
 import type { Resolution } from "../Resolve.js"
 import { regionNames, resolveWith } from "../Resolve.js"
@@ -209,6 +210,36 @@ export const enqueueOutcome = (
   ...resolved.base,
   decision: enqueueTo(provider, integration.id, resolved.resolution, mailbox),
   reason: "enqueue"
+})
+
+/**
+ * The payload of a provider keyed by organization (Bitbucket, plugin paths) goes to the organization's region: one
+ * target, mailbox `<provider>:<region>:<org id>`, the organization its tenant (docs/routing.md#fair-adaptive-delivery),
+ * no integration id. `Control` when the region is not in the directory.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const organizationOutcome = Effect.fnUntraced(function*(provider: string, org: Organization, ports: Ports) {
+  const region = yield* ports.regions.byName(org.region)
+  if (Option.isNone(region)) return controlOutcome(provider, "the organization's region is not in the directory")
+  const name = region.value.name
+  const outcome: RouteOutcome = {
+    provider,
+    decision: new Enqueue({
+      provider,
+      targets: [{
+        region: name,
+        mailbox: Mailbox.name(provider, name, org.id),
+        tenant: Mailbox.tenant.organization(org.id)
+      }]
+    }, { disableValidation: true }),
+    reason: "enqueue",
+    integration: null,
+    organizations: [org.id],
+    regions: [name]
+  }
+  return outcome
 })
 
 /**

@@ -9,14 +9,12 @@
  *
  * @since 0.2.0
  */
-import { Effect, Option } from "effect"
-import { Enqueue } from "../Domain.js"
+import { Effect } from "effect"
 import type { OrganizationId } from "../Ids.js"
-import * as Mailbox from "../Mailbox.js"
 import type { Ports, Provider, RouteMatch } from "../Provider.js"
 import { pathMatcher } from "../Provider.js"
 import { isPositiveId } from "./Bitbucket.js"
-import { controlOutcome, errorOutcome } from "./Common.js"
+import { controlOutcome, errorOutcome, organizationOutcome } from "./Common.js"
 
 /**
  * @since 0.2.0
@@ -40,23 +38,7 @@ const route = Effect.fnUntraced(function*(_request: unknown, match: RouteMatch, 
   if (org === undefined) {
     return errorOutcome(NAME, 400, "organization_not_found", `no organization ${orgId}`)
   }
-  const region = yield* ports.regions.byName(org.region)
-  if (Option.isNone(region)) return controlOutcome(NAME, "the organization's region is not in the directory")
-  return {
-    provider: NAME,
-    decision: new Enqueue({
-      provider: NAME,
-      targets: [{
-        region: region.value.name,
-        mailbox: Mailbox.name(NAME, region.value.name, org.id),
-        tenant: Mailbox.tenant.organization(org.id)
-      }]
-    }, { disableValidation: true }),
-    reason: "enqueue",
-    integration: null,
-    organizations: [org.id],
-    regions: [region.value.name]
-  }
+  return yield* organizationOutcome(NAME, org, ports)
 })
 
 /**
