@@ -644,10 +644,15 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
     // a drain finishing frees a slot: look for work again at once
     const slots = unsafeMakeWakeSignal()
     const drains = yield* FiberSet.make()
-    const active = new Set<string>()
-    // what this worker holds of each tenant (claimed or being drained), for tenant-fair claims
-    // (docs/routing.md#fair-adaptive-delivery): counted across claims, given back when a drain ends
-    const held = new Map<string, number>()
+    // the mailboxes this worker holds (claimed or being drained), each with its tenant
+    const active = new Map<string, string>()
+    // what it holds of each tenant, for tenant-fair claims (docs/routing.md#fair-adaptive-delivery): counted across
+    // claims, from `active` at each claim (at most `concurrency` entries), so there is no second count to keep
+    const heldByTenant = () => {
+      const held = new Map<string, number>()
+      for (const tenant of active.values()) held.set(tenant, (held.get(tenant) ?? 0) + 1)
+      return held
+    }
     // one region gate per worker, shared by its drains: the adaptive limits and the pauses of this worker
     const gate = settings.adaptive ? RegionGate.make(settings) : RegionGate.none
     let gaugesAt = Number.NEGATIVE_INFINITY
@@ -671,7 +676,7 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
           leaseMs: settings.leaseMs,
           limit,
           fairShare: settings.fairShare,
-          held
+          held: settings.fairShare > 0 ? heldByTenant() : undefined
         }).pipe(
           Effect.tap(() => {
             claimFailures = 0
@@ -683,8 +688,7 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
         )
         for (const { mailbox, tenant } of claimed) {
           if (active.has(mailbox)) continue
-          active.add(mailbox)
-          held.set(tenant, (held.get(tenant) ?? 0) + 1)
+          active.set(mailbox, tenant)
           yield* FiberSet.run(
             drains,
             drainMailbox(mailbox, owner).pipe(
@@ -695,9 +699,6 @@ const loopOf = (owner: string): Effect.Effect<never, never, Outbox | RegionClien
               ),
               Effect.ensuring(Effect.suspend(() => {
                 active.delete(mailbox)
-                const n = (held.get(tenant) ?? 1) - 1
-                if (n > 0) held.set(tenant, n)
-                else held.delete(tenant)
                 return slots.notify
               }))
             )
