@@ -56,23 +56,13 @@ const cpuTicks = (pid) => {
   return Number(fields[11]) + Number(fields[12]) // utime + stime (fields 14 and 15)
 }
 
-// `--tree peer` measures the hand-built peer of bench/run.mjs instead (installed in .bench/peer by `npm run bench`)
-const startPeer = () =>
+/**
+ * Starts a server process and resolves with its URL, read from its `listening on …` line; `stop` kills it with
+ * `signal`, then removes `files`.
+ */
+const startServer = (name, command, argv, { cwd, files, signal }) =>
   new Promise((done, fail) => {
-    const peerDir = join(work, "peer")
-    writeFileSync(join(work, "cpu-directory.json"), JSON.stringify(directory))
-    const db = join(work, `cpu-peer-${Math.random().toString(36).slice(2)}.db`)
-    const child = spawn(process.execPath, [
-      join(peerDir, "server.mjs"),
-      "--directory",
-      join(work, "cpu-directory.json"),
-      "--db",
-      db,
-      "--port",
-      String(19000 + Math.floor(Math.random() * 1000)),
-      "--synchronous",
-      args.synchronous.toUpperCase()
-    ], { cwd: peerDir, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(command, argv, { cwd, stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     child.stdout.on("data", (d) => {
       out += d
@@ -86,70 +76,65 @@ const startPeer = () =>
           stop: () =>
             new Promise((ok) => {
               child.once("exit", () => {
-                for (const s of ["", "-wal", "-shm"]) rmSync(db + s, { force: true })
+                for (const f of files) rmSync(f, { force: true })
                 ok()
               })
-              child.kill("SIGKILL")
+              child.kill(signal)
             })
         })
       }
     })
     child.stderr.on("data", (d) => (out += d))
-    child.on("exit", (code) => fail(new Error(`peer exited (${code}): ${out}`)))
+    child.on("exit", (code) => fail(new Error(`${name} exited (${code}): ${out}`)))
   })
+
+const sqliteFiles = (db) => ["", "-wal", "-shm"].map((s) => db + s)
+
+// `--tree peer` measures the hand-built peer of bench/run.mjs instead (installed in .bench/peer by `npm run bench`)
+const startPeer = () => {
+  const peerDir = join(work, "peer")
+  writeFileSync(join(work, "cpu-directory.json"), JSON.stringify(directory))
+  const db = join(work, `cpu-peer-${Math.random().toString(36).slice(2)}.db`)
+  return startServer("peer", process.execPath, [
+    join(peerDir, "server.mjs"),
+    "--directory",
+    join(work, "cpu-directory.json"),
+    "--db",
+    db,
+    "--port",
+    String(19000 + Math.floor(Math.random() * 1000)),
+    "--synchronous",
+    args.synchronous.toUpperCase()
+  ], { cwd: peerDir, files: sqliteFiles(db), signal: "SIGKILL" })
+}
 
 const startGateway = (tree) => (tree === "peer" ? startPeer() : startCellgate(tree))
 
-const startCellgate = (tree) =>
-  new Promise((done, fail) => {
-    const db = join(work, `cpu-${Math.random().toString(36).slice(2)}.db`)
-    const file = db.replace(/\.db$/, ".json")
-    writeFileSync(
-      file,
-      JSON.stringify({
-        server: { host: "127.0.0.1", port: 0 },
-        store: args.postgres
-          ? { kind: "postgres", url: args.postgres }
-          : { kind: "sqlite", path: db, synchronous: args.synchronous.toLowerCase() },
-        directory
-      })
-    )
-    const nodeArgs = args.prof ? ["--cpu-prof", "--cpu-prof-dir", resolve(args.prof)] : []
-    const child = spawn(process.execPath, [
-      ...nodeArgs,
-      join(tree, "packages/http/bin/cellgate.js"),
-      "serve",
-      "--config",
-      file,
-      "--no-worker",
-      "--port",
-      "0"
-    ], { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    child.stdout.on("data", (d) => {
-      out += d
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out)
-      if (m) {
-        child.stdout.removeAllListeners("data")
-        child.stdout.resume()
-        done({
-          url: m[1],
-          child,
-          stop: () =>
-            new Promise((ok) => {
-              child.once("exit", () => {
-                for (const s of ["", "-wal", "-shm"]) rmSync(db + s, { force: true })
-                rmSync(file, { force: true })
-                ok()
-              })
-              child.kill("SIGINT")
-            })
-        })
-      }
+const startCellgate = (tree) => {
+  const db = join(work, `cpu-${Math.random().toString(36).slice(2)}.db`)
+  const file = db.replace(/\.db$/, ".json")
+  writeFileSync(
+    file,
+    JSON.stringify({
+      server: { host: "127.0.0.1", port: 0 },
+      store: args.postgres
+        ? { kind: "postgres", url: args.postgres }
+        : { kind: "sqlite", path: db, synchronous: args.synchronous.toLowerCase() },
+      directory
     })
-    child.stderr.on("data", (d) => (out += d))
-    child.on("exit", (code) => fail(new Error(`cellgate exited (${code}): ${out}`)))
-  })
+  )
+  const nodeArgs = args.prof ? ["--cpu-prof", "--cpu-prof-dir", resolve(args.prof)] : []
+  return startServer("cellgate", process.execPath, [
+    ...nodeArgs,
+    join(tree, "packages/http/bin/cellgate.js"),
+    "serve",
+    "--config",
+    file,
+    "--no-worker",
+    "--port",
+    "0"
+  ], { cwd: undefined, files: [...sqliteFiles(db), file], signal: "SIGINT" })
+}
 
 const fire = (url, amount) =>
   new Promise((done, fail) =>
